@@ -1,0 +1,105 @@
+// Typed configuration of the daemon. Produced by config_loader from YAML (or the
+// embedded defaults); read-only once a Worker runs with it.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace pooled {
+
+using Duration = std::chrono::milliseconds;
+
+// Where a request is sent: scheme, host and port of an origin.
+struct UpstreamTarget {
+    std::string scheme = "http";
+    std::string host;
+    uint16_t port = 80;
+};
+
+struct ListenerConfig {
+    std::string address = "127.0.0.1"; // IPv4 or IPv6 literal
+    uint16_t port = 3128;              // 0 = ephemeral (the bound port is logged)
+    std::string route;                 // non-empty: origin-form requests go to this route
+};
+
+struct RouteConfig {
+    std::string name;
+    std::vector<std::string> hosts; // Host header patterns: "api.local" or "*.example.com"
+    std::string upstream_url;       // as written, e.g. "http://api.internal:8080"
+    UpstreamTarget upstream;        // parsed from upstream_url
+};
+
+struct PoolConfig {
+    uint32_t max_connections_per_host = 64;
+    uint32_t max_idle_per_host = 32;
+    uint32_t max_connections_total = 1024;
+    uint32_t max_pending = 1024;            // queued requests per host before 503
+    uint32_t max_connecting_per_host = 16;  // concurrent connects per host
+    Duration queue_timeout{5000};
+    Duration idle_timeout{30000};
+    uint32_t max_requests_per_connection = 10000; // 0 = unlimited
+    Duration max_connection_lifetime{600000};     // 0 = unlimited; jittered by up to 10 %
+    Duration keepalive_margin{1000};   // subtracted from an origin's Keep-Alive: timeout=N
+    Duration fresh_idle_threshold{2000}; // non-replayable requests prefer connections idle less
+};
+
+struct TimeoutConfig {
+    Duration connect{5000};
+    Duration request_header{10000};      // whole request head must arrive within this
+    Duration upstream_first_byte{60000}; // request sent -> response head
+    Duration upstream_read{60000};       // gap between response body reads
+    Duration client_idle{60000};         // keep-alive client between requests
+    Duration tunnel_idle{300000};
+    Duration drain{10000};               // SIGTERM: in-flight requests get this long
+};
+
+struct LimitsConfig {
+    size_t max_request_header_size = 64 * 1024; // -> 431
+    uint32_t max_header_count = 100;            // -> 431
+    size_t max_uri_length = 8 * 1024;           // -> 414
+    size_t max_response_header_size = 64 * 1024; // -> 502
+    uint32_t max_client_connections = 10000;
+};
+
+struct BufferConfig {
+    size_t read_buffer = 64 * 1024;
+    size_t high_water = 256 * 1024; // stop reading the other side above this write queue size
+    size_t low_water = 128 * 1024;  // resume below this
+};
+
+struct DnsConfig {
+    Duration max_ttl{300000}; // cached answers live min(record TTL, max_ttl)
+    Duration min_ttl{1000};
+    Duration negative_ttl{2000};
+    Duration timeout{5000};
+    uint32_t tries = 2;
+};
+
+struct AccessLogConfig {
+    bool enabled = true;
+    std::string format = "json"; // json | text
+    std::string output = "stdout"; // stdout | stderr | a file path
+};
+
+struct ConnectConfig {
+    std::vector<uint16_t> allowed_ports{443, 80};
+};
+
+struct Config {
+    std::vector<ListenerConfig> listeners{ListenerConfig{}};
+    std::vector<RouteConfig> routes;
+    PoolConfig pool;
+    TimeoutConfig timeouts;
+    LimitsConfig limits;
+    BufferConfig buffers;
+    DnsConfig dns;
+    AccessLogConfig access_log;
+    ConnectConfig connect;
+    std::string log_level = "info"; // trace debug info warn error critical off
+    std::string via_name = "pooled"; // Via: 1.1 <via_name>
+};
+
+} // namespace pooled

@@ -1,0 +1,154 @@
+// Worker: see worker.h.
+#include "core/worker.h"
+
+#include "dns/resolver.h"
+#include "net/listener.h"
+#include "observe/access_log.h"
+#include "pool/pool_manager.h"
+#include "proxy/client_session.h"
+
+#include <spdlog/spdlog.h>
+
+namespace pooled {
+
+Worker::Worker(uv_loop_t* loop, std::shared_ptr<const Config> config)
+    : loop_(loop), config_(std::move(config)), random_(std::random_device{}()),
+      read_slab_(config_->buffers.read_buffer) {
+    resolver_ = std::make_unique<Resolver>(loop_, config_->dns);
+    access_log_ = std::make_unique<AccessLog>(config_->access_log);
+    pools_ = std::make_unique<PoolManager>(*this);
+    uv_prepare_init(loop_, &prepare_);
+    uv_check_init(loop_, &check_);
+    uv_idle_init(loop_, &idle_);
+    uv_timer_init(loop_, &drain_timer_);
+    prepare_.data = check_.data = idle_.data = drain_timer_.data = this;
+    uv_prepare_start(&prepare_, &Worker::onPrepare);
+    uv_check_start(&check_, &Worker::onCheck);
+    // The loop's bookkeeping handles must not keep it alive on their own.
+    uv_unref(reinterpret_cast<uv_handle_t*>(&prepare_));
+    uv_unref(reinterpret_cast<uv_handle_t*>(&check_));
+}
+
+Worker::~Worker() = default;
+
+void Worker::start() {
+    for (const auto& lc : config_->listeners) {
+        auto listener = std::make_unique<Listener>(*this, lc);
+        auto* raw = listener.get();
+        listeners_.push_back(std::move(listener));
+        raw->start();
+        if (lc.route.empty())
+            spdlog::info("listening on {}", raw->boundAddress());
+        else
+            spdlog::info("listening on {} route={}", raw->boundAddress(), lc.route);
+    }
+}
+
+void Worker::onPrepare(uv_prepare_t* handle) {
+    static_cast<Worker*>(handle->data)->tick_++;
+}
+
+void Worker::onCheck(uv_check_t* handle) {
+    auto* self = static_cast<Worker*>(handle->data);
+    if (self->deferred_.empty())
+        return;
+    // Run what was deferred before this turn's poll; keep what was added since.
+    std::vector<std::pair<uint64_t, std::function<void()>>> ready;
+    std::vector<std::pair<uint64_t, std::function<void()>>> later;
+    for (auto& item : self->deferred_)
+        (item.first < self->tick_ ? ready : later).push_back(std::move(item));
+    self->deferred_ = std::move(later);
+    for (auto& item : ready)
+        item.second();
+    if (self->deferred_.empty())
+        uv_idle_stop(&self->idle_);
+}
+
+void Worker::defer(std::function<void()> fn) {
+    if (finished_)
+        return;
+    deferred_.emplace_back(tick_, std::move(fn));
+    // An active idle handle makes the next poll non-blocking.
+    uv_idle_start(&idle_, &Worker::onIdle);
+}
+
+void Worker::retire(std::unique_ptr<Closable> object) {
+    if (!object)
+        return;
+    Closable* raw = object.get();
+    closing_.emplace(raw, std::move(object));
+    raw->close([this, raw] { closing_.erase(raw); });
+}
+
+void Worker::adoptSession(std::unique_ptr<ClientSession> session) {
+    counters_.client_connections++;
+    counters_.client_connections_total++;
+    auto* raw = session.get();
+    sessions_.emplace(raw, std::move(session));
+}
+
+void Worker::endSession(ClientSession* session) {
+    auto it = sessions_.find(session);
+    if (it == sessions_.end())
+        return;
+    auto owned = std::move(it->second);
+    sessions_.erase(it);
+    counters_.client_connections--;
+    retire(std::move(owned));
+    if (draining_ && sessions_.empty())
+        finishShutdown();
+}
+
+void Worker::shutdown() {
+    if (draining_)
+        return;
+    draining_ = true;
+    spdlog::info("draining: {} client connections, up to {} ms", sessions_.size(),
+                 config_->timeouts.drain.count());
+    for (auto& listener : listeners_)
+        retire(std::move(listener));
+    listeners_.clear();
+    pools_->closeIdle();
+    // Idle sessions close now; busy ones close when their request ends.
+    std::vector<ClientSession*> sessions;
+    for (auto& [raw, owned] : sessions_)
+        sessions.push_back(raw);
+    for (auto* s : sessions)
+        s->drain();
+    if (sessions_.empty()) {
+        finishShutdown();
+        return;
+    }
+    uv_timer_start(&drain_timer_, &Worker::onDrainTimer,
+                   static_cast<uint64_t>(config_->timeouts.drain.count()), 0);
+}
+
+void Worker::onDrainTimer(uv_timer_t* handle) {
+    auto* self = static_cast<Worker*>(handle->data);
+    spdlog::warn("drain timeout: closing {} client connections", self->sessions_.size());
+    std::vector<ClientSession*> sessions;
+    for (auto& [raw, owned] : self->sessions_)
+        sessions.push_back(raw);
+    for (auto* s : sessions)
+        self->endSession(s);
+    self->finishShutdown();
+}
+
+void Worker::finishShutdown() {
+    if (finished_)
+        return;
+    finished_ = true;
+    pools_->failAllWaiters();
+    pools_->closeIdle();
+    pools_.reset(); // retires every remaining upstream connection
+    deferred_.clear();
+    access_log_->flush();
+    closer_.add(reinterpret_cast<uv_handle_t*>(&prepare_));
+    closer_.add(reinterpret_cast<uv_handle_t*>(&check_));
+    closer_.add(reinterpret_cast<uv_handle_t*>(&idle_));
+    closer_.add(reinterpret_cast<uv_handle_t*>(&drain_timer_));
+    closer_.arm([] {});
+    resolver_->close([] {});
+}
+
+} // namespace pooled

@@ -1,0 +1,102 @@
+// llhttp as a member, its callbacks trampolined to a Handler. Collects the head
+// into a MessageHead, enforces size limits, and adds the strictness llhttp leaves
+// to its user (control bytes in values, Transfer-Encoding other than "chunked").
+#pragma once
+
+#include "http/message.h"
+
+#include <llhttp.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace pooled {
+
+enum class ParseError {
+    None,
+    Malformed,        // 400 / 502
+    HeadTooLarge,     // 431 / 502
+    UriTooLong,       // 414
+    BadTransferCoding // 400 (501 would also be valid; we refuse to guess framing)
+};
+
+class HttpParser {
+public:
+    enum class Kind { Request, Response };
+
+    struct Limits {
+        size_t max_head_size = 64 * 1024;
+        uint32_t max_header_count = 100;
+        size_t max_uri_length = 8 * 1024;
+    };
+
+    class Handler {
+    public:
+        virtual ~Handler() = default;
+        // Head complete (head() is filled). Return 0 to go on, 1 when the message
+        // has no body (response to HEAD), or HPE_PAUSED to stop after the head.
+        virtual int onHead() = 0;
+        // Return 0 or HPE_PAUSED.
+        virtual int onBody(const char* data, size_t length) = 0;
+        // Return 0 or HPE_PAUSED.
+        virtual int onMessageComplete() = 0;
+    };
+
+    enum class Status { Ok, Paused, Upgrade, Error };
+    struct Result {
+        Status status;
+        size_t consumed; // bytes of the input that were parsed
+    };
+
+    HttpParser(Kind kind, Handler& handler, Limits limits);
+    HttpParser(const HttpParser&) = delete;
+    HttpParser& operator=(const HttpParser&) = delete;
+
+    Result execute(const char* data, size_t length);
+    // Resume after Status::Paused (call execute with the unconsumed bytes next).
+    void resume();
+    // Peer closed: completes a close-delimited message. False if the message was cut.
+    bool finish();
+    void reset();
+
+    MessageHead& head() { return head_; }
+    const MessageHead& head() const { return head_; }
+    ParseError error() const { return error_; }
+    const std::string& errorReason() const { return error_reason_; }
+    bool inMessage() const { return in_message_; }
+    bool headComplete() const { return head_complete_; }
+    bool messageNeedsEof() const { return llhttp_message_needs_eof(&parser_) != 0; }
+    bool shouldKeepAlive() const { return llhttp_should_keep_alive(&parser_) != 0; }
+    // Responses: tell the parser which request method it answers (HEAD has no body).
+    void setRequestIsHead(bool is_head) { request_is_head_ = is_head; }
+
+private:
+    static int onMessageBegin(llhttp_t* p);
+    static int onUrl(llhttp_t* p, const char* at, size_t length);
+    static int onStatus(llhttp_t* p, const char* at, size_t length);
+    static int onHeaderField(llhttp_t* p, const char* at, size_t length);
+    static int onHeaderValue(llhttp_t* p, const char* at, size_t length);
+    static int onHeadersComplete(llhttp_t* p);
+    static int onBodyData(llhttp_t* p, const char* at, size_t length);
+    static int onMessageDone(llhttp_t* p);
+    static const llhttp_settings_t& settings();
+
+    int fail(ParseError error, const char* reason);
+    bool countHeadBytes(size_t length);
+    int checkHead();
+
+    llhttp_t parser_;
+    Handler& handler_;
+    Limits limits_;
+    MessageHead head_;
+    ParseError error_ = ParseError::None;
+    std::string error_reason_;
+    size_t head_bytes_ = 0;
+    bool in_value_ = false;
+    bool in_message_ = false;
+    bool head_complete_ = false;
+    bool request_is_head_ = false;
+};
+
+} // namespace pooled

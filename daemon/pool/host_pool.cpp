@@ -1,0 +1,310 @@
+// HostPool: see host_pool.h.
+#include "pool/host_pool.h"
+
+#include "core/clock.h"
+#include "core/worker.h"
+#include "pool/pool_manager.h"
+#include "pool/upstream_connection.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <random>
+
+namespace pooled {
+
+HostPool::HostPool(PoolManager& manager, Worker& worker, PoolKey key)
+    : manager_(manager), worker_(worker), key_(std::move(key)) {}
+
+HostPool::~HostPool() {
+    *alive_ = false;
+    // Connections still here are closed through the worker, which frees them later.
+    for (auto& [raw, owned] : connections_) {
+        owned->setEvents(nullptr);
+        worker_.retire(std::move(owned));
+    }
+}
+
+uint32_t HostPool::busyCount() const {
+    return static_cast<uint32_t>(connections_.size() - idle_.size()) - connecting_;
+}
+
+HostPoolStats HostPool::stats() const {
+    HostPoolStats s;
+    s.idle = static_cast<uint32_t>(idle_.size());
+    s.connecting = connecting_;
+    s.active = busyCount();
+    s.pending = static_cast<uint32_t>(waiters_.size());
+    s.idle_timeout_ms = effectiveIdleTimeoutMs();
+    return s;
+}
+
+int64_t HostPool::effectiveIdleTimeoutMs() const {
+    int64_t configured = worker_.config().pool.idle_timeout.count();
+    return learned_idle_ms_ >= 0 ? std::min(configured, learned_idle_ms_) : configured;
+}
+
+bool HostPool::canOpen() const {
+    const auto& pool = worker_.config().pool;
+    return connections_.size() < pool.max_connections_per_host &&
+           connecting_ < pool.max_connecting_per_host;
+}
+
+bool HostPool::hasIdleNotYetEligible() const {
+    for (auto* c : idle_)
+        if (c->releasedTick() >= worker_.tick())
+            return true;
+    return false;
+}
+
+UpstreamConnection* HostPool::takeIdle(const PoolWaiter& waiter, bool allow_stale) {
+    if (waiter.require_fresh)
+        return nullptr;
+    int64_t now = monotonicUs();
+    int64_t fresh_us = worker_.config().pool.fresh_idle_threshold.count() * 1000;
+    for (auto it = idle_.rbegin(); it != idle_.rend(); ++it) {
+        UpstreamConnection* c = *it;
+        if (c->releasedTick() >= worker_.tick())
+            continue; // returned during this turn: let a pending FIN arrive first
+        if (waiter.prefer_fresh && !allow_stale && c->everUsed() &&
+            now - c->idleSinceUs() > fresh_us)
+            continue;
+        idle_.erase(std::next(it).base());
+        return c;
+    }
+    return nullptr;
+}
+
+Checkout HostPool::checkout(PoolWaiter& waiter) {
+    if (waiters_.empty()) {
+        if (auto* c = takeIdle(waiter, false))
+            return {Checkout::Kind::Ready, c, {}};
+    }
+    if (waiters_.size() >= worker_.config().pool.max_pending)
+        return {Checkout::Kind::Failed, nullptr,
+                {503, "connection_limit_reached",
+                 "too many requests waiting for " + key_.toString()}};
+    enqueue(waiter);
+    if (hasIdleNotYetEligible()) {
+        scheduleServe();
+    } else if (waiters_.size() > connecting_) {
+        if (canOpen() && manager_.reserveSlot(*this)) {
+            openOne();
+        } else if (waiter.prefer_fresh && waiters_.size() == 1) {
+            // No room for a fresh connection: an older idle one beats waiting.
+            if (auto* c = takeIdle(waiter, true)) {
+                dequeue(waiter);
+                return {Checkout::Kind::Ready, c, {}};
+            }
+        }
+    }
+    return {Checkout::Kind::Queued, nullptr, {}};
+}
+
+void HostPool::enqueue(PoolWaiter& waiter) {
+    waiters_.push_back(&waiter);
+    waiter.queued_in_ = this;
+    waiter.position_ = std::prev(waiters_.end());
+}
+
+void HostPool::dequeue(PoolWaiter& waiter) {
+    if (waiter.queued_in_ != this)
+        return;
+    waiters_.erase(waiter.position_);
+    waiter.queued_in_ = nullptr;
+}
+
+void HostPool::cancel(PoolWaiter& waiter) {
+    dequeue(waiter);
+    if (empty())
+        manager_.scheduleSweep();
+}
+
+void HostPool::openOne() {
+    auto owned = std::make_unique<UpstreamConnection>(worker_, key_, worker_.nextConnectionId());
+    auto* c = owned.get();
+    const auto& pool = worker_.config().pool;
+    if (pool.max_connection_lifetime.count() > 0) {
+        // Up to 10 % earlier, so connections opened together do not expire together.
+        int64_t lifetime_us = pool.max_connection_lifetime.count() * 1000;
+        std::uniform_int_distribution<int64_t> jitter(0, lifetime_us / 10);
+        c->setExpiresUs(c->createdUs() + lifetime_us - jitter(worker_.random()));
+    }
+    connections_.emplace(c, std::move(owned));
+    ++connecting_;
+    c->setEvents(this);
+    c->open();
+}
+
+void HostPool::giveTo(PoolWaiter& waiter, UpstreamConnection& connection) {
+    dequeue(waiter);
+    waiter.onPoolConnection(connection);
+}
+
+void HostPool::scheduleServe() {
+    if (serve_scheduled_)
+        return;
+    serve_scheduled_ = true;
+    std::weak_ptr<bool> alive = alive_;
+    worker_.defer([this, alive] {
+        if (alive.expired())
+            return;
+        serve_scheduled_ = false;
+        serveWaiters();
+    });
+}
+
+void HostPool::serveWaiters() {
+    // Callbacks may queue or cancel other waiters: look at the list afresh each time.
+    bool progress = true;
+    while (progress && !waiters_.empty()) {
+        progress = false;
+        for (auto* waiter : waiters_) {
+            if (auto* c = takeIdle(*waiter, false)) {
+                giveTo(*waiter, *c);
+                progress = true;
+                break;
+            }
+        }
+    }
+    if (hasIdleNotYetEligible() && !waiters_.empty())
+        scheduleServe();
+    openForWaiters();
+}
+
+void HostPool::openForWaiters() {
+    while (waiters_.size() > connecting_ && canOpen()) {
+        if (!manager_.reserveSlot(*this))
+            break;
+        openOne();
+    }
+}
+
+void HostPool::onUpstreamConnected(UpstreamConnection& connection) {
+    --connecting_;
+    if (!waiters_.empty()) {
+        giveTo(*waiters_.front(), connection);
+        return;
+    }
+    // Nobody waits any more (a client went away): keep it warm for the next one.
+    connection.setReleasedTick(0);
+    connection.enterIdle(effectiveIdleTimeoutMs());
+    idle_.push_back(&connection);
+}
+
+void HostPool::onUpstreamConnectFailed(UpstreamConnection& connection, const ProxyError& error) {
+    --connecting_;
+    spdlog::debug("connect to {} failed: {} {}", key_.toString(), error.token, error.detail);
+    discard(connection);
+    // Fail the waiters that no remaining connection will serve.
+    while (!waiters_.empty() && waiters_.size() > connecting_ + busyCount()) {
+        PoolWaiter* waiter = waiters_.front();
+        dequeue(*waiter);
+        waiter->onPoolError(error);
+    }
+    if (empty())
+        manager_.scheduleSweep();
+}
+
+void HostPool::onUpstreamError(UpstreamConnection& connection, const ProxyError& error) {
+    // Only idle connections report here: the origin closed one, or it timed out.
+    if (std::string_view(error.token) != "idle_timeout")
+        learnIdleClose((monotonicUs() - connection.idleSinceUs()) / 1000);
+    discard(connection);
+}
+
+void HostPool::learnIdleClose(int64_t idle_ms) {
+    // The origin closes idle connections after about idle_ms: stay safely below.
+    if (idle_ms <= 0)
+        return;
+    int64_t margin = std::min<int64_t>(worker_.config().pool.keepalive_margin.count(), idle_ms / 4);
+    int64_t learned = std::max<int64_t>(idle_ms - margin, 50);
+    if (learned_idle_ms_ < 0 || learned < learned_idle_ms_) {
+        learned_idle_ms_ = learned;
+        spdlog::debug("{}: origin closed an idle connection after {} ms; idle timeout now {} ms",
+                      key_.toString(), idle_ms, learned);
+    }
+}
+
+void HostPool::removeIdle(UpstreamConnection& connection) {
+    auto it = std::find(idle_.begin(), idle_.end(), &connection);
+    if (it != idle_.end())
+        idle_.erase(it);
+}
+
+void HostPool::release(UpstreamConnection& connection, bool reusable) {
+    const auto& pool = worker_.config().pool;
+    connection.setEvents(this);
+    if (int64_t hint = connection.keepAliveHintMs(); hint > 0) {
+        int64_t margin = std::min<int64_t>(pool.keepalive_margin.count(), hint / 4);
+        if (learned_idle_ms_ < 0 || hint - margin < learned_idle_ms_)
+            learned_idle_ms_ = hint - margin;
+    }
+    int64_t idle_timeout = effectiveIdleTimeoutMs();
+    bool keep = reusable && connection.responseAllowsReuse() && !worker_.draining() &&
+                idle_timeout > 0 && idle_.size() < pool.max_idle_per_host &&
+                (pool.max_requests_per_connection == 0 ||
+                 connection.requests() < pool.max_requests_per_connection) &&
+                (connection.expiresUs() == 0 || monotonicUs() < connection.expiresUs());
+    if (!keep) {
+        discard(connection);
+        return;
+    }
+    connection.enterIdle(idle_timeout);
+    connection.setReleasedTick(worker_.tick());
+    idle_.push_back(&connection);
+    if (!waiters_.empty())
+        scheduleServe();
+}
+
+void HostPool::discard(UpstreamConnection& connection) {
+    removeIdle(connection);
+    auto it = connections_.find(&connection);
+    if (it == connections_.end())
+        return;
+    auto owned = std::move(it->second);
+    connections_.erase(it);
+    owned->setEvents(nullptr);
+    worker_.retire(std::move(owned));
+    manager_.slotFreed();
+    openForWaiters();
+    if (empty())
+        manager_.scheduleSweep();
+}
+
+std::unique_ptr<UpstreamConnection> HostPool::detach(UpstreamConnection& connection) {
+    removeIdle(connection);
+    auto it = connections_.find(&connection);
+    if (it == connections_.end())
+        return nullptr;
+    auto owned = std::move(it->second);
+    connections_.erase(it);
+    manager_.slotFreed();
+    openForWaiters();
+    return owned;
+}
+
+bool HostPool::closeOldestIdle() {
+    for (auto* c : idle_) {
+        if (c->releasedTick() < worker_.tick()) {
+            discard(*c);
+            return true;
+        }
+    }
+    return false;
+}
+
+void HostPool::closeIdle() {
+    while (!idle_.empty())
+        discard(*idle_.front());
+}
+
+void HostPool::failWaiters(const ProxyError& error) {
+    while (!waiters_.empty()) {
+        PoolWaiter* waiter = waiters_.front();
+        dequeue(*waiter);
+        waiter->onPoolError(error);
+    }
+}
+
+} // namespace pooled

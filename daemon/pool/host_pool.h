@@ -1,0 +1,112 @@
+// The connections to one PoolKey: idle ones reused most-recent-first, a bounded
+// FIFO of waiting requests, and the limits (per host, idle, connecting, pending).
+// It drives its connections while they connect or sit idle.
+#pragma once
+
+#include "http/proxy_status.h"
+#include "pool/pool_key.h"
+#include "pool/upstream_events.h"
+
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+namespace pooled {
+
+class HostPool;
+class PoolManager;
+class UpstreamConnection;
+class Worker;
+
+// A request waiting for a connection. Its owner must cancel() it before dying.
+class PoolWaiter {
+public:
+    virtual ~PoolWaiter() = default;
+    virtual void onPoolConnection(UpstreamConnection& connection) = 0;
+    virtual void onPoolError(const ProxyError& error) = 0;
+
+    bool prefer_fresh = false;  // cannot be replayed: avoid long-idle connections
+    bool require_fresh = false; // a retry after a reused connection failed
+    bool queued() const { return queued_in_ != nullptr; }
+    HostPool* queuedIn() const { return queued_in_; }
+
+private:
+    friend class HostPool;
+    HostPool* queued_in_ = nullptr;
+    std::list<PoolWaiter*>::iterator position_;
+};
+
+struct Checkout {
+    enum class Kind { Ready, Queued, Failed };
+    Kind kind;
+    UpstreamConnection* connection = nullptr;
+    ProxyError error;
+};
+
+struct HostPoolStats {
+    uint32_t active = 0; // busy with a request
+    uint32_t idle = 0;
+    uint32_t connecting = 0;
+    uint32_t pending = 0;
+    int64_t idle_timeout_ms = 0; // learned or configured
+};
+
+class HostPool : public UpstreamEvents {
+public:
+    HostPool(PoolManager& manager, Worker& worker, PoolKey key);
+    ~HostPool() override;
+
+    Checkout checkout(PoolWaiter& waiter);
+    void cancel(PoolWaiter& waiter);
+    // The request is done with the connection: keep it idle if reuse is allowed.
+    void release(UpstreamConnection& connection, bool reusable);
+    // Close the connection; it is never reused.
+    void discard(UpstreamConnection& connection);
+    // Hand the connection over for good (an upgraded tunnel); it leaves the pool.
+    std::unique_ptr<UpstreamConnection> detach(UpstreamConnection& connection);
+    // Global limit pressure: close the least recently used idle connection.
+    bool closeOldestIdle();
+    // Capacity freed somewhere: open connections for waiters if allowed.
+    void openForWaiters();
+    void closeIdle();
+    void failWaiters(const ProxyError& error);
+
+    bool empty() const { return connections_.empty() && waiters_.empty(); }
+    HostPoolStats stats() const;
+    const PoolKey& key() const { return key_; }
+    int64_t effectiveIdleTimeoutMs() const;
+
+    // UpstreamEvents: connections being opened or sitting idle report here.
+    void onUpstreamConnected(UpstreamConnection& connection) override;
+    void onUpstreamConnectFailed(UpstreamConnection& connection, const ProxyError& error) override;
+    void onUpstreamError(UpstreamConnection& connection, const ProxyError& error) override;
+
+private:
+    UpstreamConnection* takeIdle(const PoolWaiter& waiter, bool allow_stale);
+    bool hasIdleNotYetEligible() const;
+    bool canOpen() const;
+    void openOne();
+    void enqueue(PoolWaiter& waiter);
+    void dequeue(PoolWaiter& waiter);
+    void scheduleServe();
+    void serveWaiters();
+    void giveTo(PoolWaiter& waiter, UpstreamConnection& connection);
+    void removeIdle(UpstreamConnection& connection);
+    void learnIdleClose(int64_t idle_ms);
+    uint32_t busyCount() const;
+
+    PoolManager& manager_;
+    Worker& worker_;
+    PoolKey key_;
+    std::unordered_map<UpstreamConnection*, std::unique_ptr<UpstreamConnection>> connections_;
+    std::vector<UpstreamConnection*> idle_; // back = most recently used (LIFO reuse)
+    std::list<PoolWaiter*> waiters_;
+    uint32_t connecting_ = 0;
+    int64_t learned_idle_ms_ = -1; // -1 = nothing learned yet
+    bool serve_scheduled_ = false;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+} // namespace pooled

@@ -1,0 +1,93 @@
+// PoolManager: see pool_manager.h.
+#include "pool/pool_manager.h"
+
+#include "core/worker.h"
+#include "pool/upstream_connection.h"
+
+namespace pooled {
+
+PoolManager::PoolManager(Worker& worker) : worker_(worker) {}
+
+PoolManager::~PoolManager() = default;
+
+HostPool& PoolManager::poolFor(const PoolKey& key) {
+    auto it = pools_.find(key);
+    if (it == pools_.end())
+        it = pools_.emplace(key, std::make_unique<HostPool>(*this, worker_, key)).first;
+    return *it->second;
+}
+
+Checkout PoolManager::checkout(const PoolKey& key, PoolWaiter& waiter) {
+    return poolFor(key).checkout(waiter);
+}
+
+void PoolManager::cancel(PoolWaiter& waiter) {
+    if (HostPool* pool = waiter.queuedIn())
+        pool->cancel(waiter);
+}
+
+void PoolManager::release(UpstreamConnection& connection, bool reusable) {
+    poolFor(connection.key()).release(connection, reusable);
+}
+
+void PoolManager::discard(UpstreamConnection& connection) {
+    poolFor(connection.key()).discard(connection);
+}
+
+std::unique_ptr<UpstreamConnection> PoolManager::detach(UpstreamConnection& connection) {
+    return poolFor(connection.key()).detach(connection);
+}
+
+bool PoolManager::reserveSlot(HostPool& requester) {
+    if (total_ < worker_.config().pool.max_connections_total) {
+        ++total_;
+        return true;
+    }
+    // At the global limit an idle connection elsewhere is worth less than a waiting request.
+    for (auto& [key, pool] : pools_) {
+        if (pool.get() != &requester && pool->closeOldestIdle()) {
+            ++total_;
+            return true;
+        }
+    }
+    starved_.insert(&requester);
+    return false;
+}
+
+void PoolManager::slotFreed() {
+    if (total_ > 0)
+        --total_;
+    if (starved_.empty())
+        return;
+    auto starved = std::move(starved_);
+    starved_.clear();
+    for (auto* pool : starved)
+        pool->openForWaiters();
+}
+
+void PoolManager::scheduleSweep() {
+    if (sweep_scheduled_)
+        return;
+    sweep_scheduled_ = true;
+    worker_.defer([this] {
+        sweep_scheduled_ = false;
+        for (auto it = pools_.begin(); it != pools_.end();) {
+            if (it->second->empty() && !starved_.count(it->second.get()))
+                it = pools_.erase(it);
+            else
+                ++it;
+        }
+    });
+}
+
+void PoolManager::closeIdle() {
+    for (auto& [key, pool] : pools_)
+        pool->closeIdle();
+}
+
+void PoolManager::failAllWaiters() {
+    for (auto& [key, pool] : pools_)
+        pool->failWaiters({503, "connection_limit_reached", "shutting down"});
+}
+
+} // namespace pooled

@@ -1,0 +1,52 @@
+// All pools of one worker, keyed by PoolKey, and the limit they share
+// (max_connections_total): at the limit an idle connection elsewhere is closed,
+// or the request waits for capacity.
+#pragma once
+
+#include "pool/host_pool.h"
+#include "pool/pool_key.h"
+
+#include <memory>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace pooled {
+
+class Worker;
+
+class PoolManager {
+public:
+    explicit PoolManager(Worker& worker);
+    ~PoolManager();
+
+    Checkout checkout(const PoolKey& key, PoolWaiter& waiter);
+    void cancel(PoolWaiter& waiter);
+    void release(UpstreamConnection& connection, bool reusable);
+    void discard(UpstreamConnection& connection);
+    std::unique_ptr<UpstreamConnection> detach(UpstreamConnection& connection);
+
+    // HostPool calls: a slot for a new connection (may close an idle one elsewhere).
+    bool reserveSlot(HostPool& requester);
+    void slotFreed();
+    // Pools that became empty are dropped on a later turn (bounded memory).
+    void scheduleSweep();
+
+    // Shutdown: close idle connections now, busy ones when their request ends.
+    void closeIdle();
+    void failAllWaiters();
+    uint32_t totalConnections() const { return total_; }
+    const std::unordered_map<PoolKey, std::unique_ptr<HostPool>, PoolKeyHash>& pools() const {
+        return pools_;
+    }
+
+private:
+    HostPool& poolFor(const PoolKey& key);
+
+    Worker& worker_;
+    std::unordered_map<PoolKey, std::unique_ptr<HostPool>, PoolKeyHash> pools_;
+    std::unordered_set<HostPool*> starved_; // waiting for global capacity
+    uint32_t total_ = 0;
+    bool sweep_scheduled_ = false;
+};
+
+} // namespace pooled

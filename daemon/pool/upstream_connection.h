@@ -1,0 +1,138 @@
+// One TCP connection to an origin: resolve, connect (each address in turn),
+// write requests, frame responses with llhttp, watch it while idle, or carry raw
+// bytes once it became a tunnel. It reports to whoever drives it (UpstreamEvents).
+#pragma once
+
+#include "core/closable.h"
+#include "http/parser.h"
+#include "pool/pool_key.h"
+#include "pool/upstream_events.h"
+
+#include <sys/socket.h>
+#include <uv.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace pooled {
+
+class Worker;
+
+class UpstreamConnection : public Closable, private HttpParser::Handler {
+public:
+    enum class State { New, Resolving, Connecting, Idle, Busy, Raw, Closed };
+
+    UpstreamConnection(Worker& worker, PoolKey key, uint64_t id);
+    ~UpstreamConnection() override;
+
+    void setEvents(UpstreamEvents* events) { events_ = events; }
+    UpstreamEvents* events() const { return events_; }
+
+    // Resolve and connect; reports onUpstreamConnected or onUpstreamConnectFailed.
+    void open();
+
+    // Busy: a request begins on this connection.
+    void beginRequest(bool head_request);
+    // Queue bytes; false if the stream refused them (the connection is then dead
+    // and an error event follows on a later turn).
+    bool write(std::string bytes);
+    size_t writeQueueSize() const;
+    // The request is fully sent: the first-byte deadline starts now.
+    void requestSent();
+    void pauseReading();
+    void resumeReading();
+    // True while the origin allows another request after this response.
+    bool responseAllowsReuse() const;
+    bool responseStarted() const { return response_started_; }
+
+    // Idle: keep reading so a close by the origin is noticed at once.
+    void enterIdle(int64_t timeout_ms);
+    // Tunnel: from now on bytes flow raw (onUpstreamRaw / onUpstreamEof).
+    void enterRaw();
+    void shutdownWrite();
+
+    void close(std::function<void()> on_closed) override;
+
+    State state() const { return state_; }
+    const PoolKey& key() const { return key_; }
+    uint64_t id() const { return id_; }
+    uint32_t requests() const { return requests_; }
+    int64_t createdUs() const { return created_us_; }
+    int64_t idleSinceUs() const { return idle_since_us_; }
+    uint64_t releasedTick() const { return released_tick_; }
+    void setReleasedTick(uint64_t tick) { released_tick_ = tick; }
+    int64_t expiresUs() const { return expires_us_; }
+    void setExpiresUs(int64_t us) { expires_us_ = us; }
+    int64_t dnsUs() const { return dns_us_; }
+    int64_t connectUs() const { return connect_us_; }
+    // Keep-Alive: timeout=N of the last response, in ms; -1 when absent.
+    int64_t keepAliveHintMs() const { return keepalive_hint_ms_; }
+    bool everUsed() const { return requests_ > 0; }
+
+private:
+    // HttpParser::Handler
+    int onHead() override;
+    int onBody(const char* data, size_t length) override;
+    int onMessageComplete() override;
+
+    void onResolved(bool ok, const std::string& error, std::vector<sockaddr_storage> addresses);
+    void connectNext();
+    void failConnect(const ProxyError& error);
+    void fail(const ProxyError& error);
+    void startReading();
+    void onData(const char* data, size_t length);
+    void onEof();
+    void armTimer(int64_t ms);
+
+    static void onConnect(uv_connect_t* req, int status);
+    static void onAlloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
+    static void onRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+    static void onTimer(uv_timer_t* timer);
+    static void onWriteDone(void* owner, int status);
+    static void onShutdown(uv_shutdown_t* req, int status);
+
+    enum class TimerPurpose { None, Connect, FirstByte, Read, Idle };
+
+    Worker& worker_;
+    PoolKey key_;
+    uint64_t id_;
+    State state_ = State::New;
+    UpstreamEvents* events_ = nullptr;
+    uv_tcp_t tcp_;
+    uv_timer_t timer_;
+    uv_connect_t connect_req_;
+    uv_shutdown_t shutdown_req_;
+    HandleCloser closer_;
+    HttpParser parser_;
+    TimerPurpose timer_purpose_ = TimerPurpose::None;
+    bool tcp_open_ = false;
+    bool tcp_closing_ = false; // a failed attempt's socket is closing
+    std::function<void()> pending_on_closed_;
+    bool reading_ = false;
+    bool read_paused_ = false;
+    uint64_t resolve_id_ = 0;
+    std::vector<sockaddr_storage> addresses_;
+    size_t next_address_ = 0;
+    std::string last_connect_error_;
+    int last_connect_status_ = 0;
+
+    uint32_t requests_ = 0;
+    int64_t created_us_;
+    int64_t phase_start_us_ = 0;
+    int64_t idle_since_us_ = 0;
+    int64_t expires_us_ = 0;
+    uint64_t released_tick_ = 0;
+    int64_t dns_us_ = -1;
+    int64_t connect_us_ = -1;
+    int64_t keepalive_hint_ms_ = -1;
+    bool response_started_ = false;
+    bool response_complete_ = false;
+    bool informational_ = false;
+    bool reusable_ = true;
+    size_t write_high_water_;
+    size_t write_low_water_;
+    bool above_high_water_ = false;
+};
+
+} // namespace pooled

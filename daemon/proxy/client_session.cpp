@@ -1,0 +1,377 @@
+// ClientSession, client side: reading, parsing, timeouts, writing, closing.
+// See client_session.h; the upstream half is in request_forwarding.cpp.
+#include "proxy/client_session.h"
+
+#include "core/clock.h"
+#include "core/worker.h"
+#include "core/write_request.h"
+#include "net/listener.h"
+#include "pool/pool_manager.h"
+#include "pool/upstream_connection.h"
+
+#include <spdlog/spdlog.h>
+
+namespace pooled {
+
+namespace {
+
+HttpParser::Limits requestLimits(const Config& config) {
+    HttpParser::Limits limits;
+    limits.max_head_size = config.limits.max_request_header_size;
+    limits.max_header_count = config.limits.max_header_count;
+    limits.max_uri_length = config.limits.max_uri_length;
+    return limits;
+}
+
+} // namespace
+
+ClientSession::ClientSession(Worker& worker, const ListenerConfig& listener)
+    : worker_(worker), listener_(listener),
+      parser_(HttpParser::Kind::Request, *this, requestLimits(worker.config())) {
+    uv_tcp_init(worker_.loop(), &tcp_);
+    uv_timer_init(worker_.loop(), &timer_);
+    tcp_.data = this;
+    timer_.data = this;
+    if (!listener_.route.empty())
+        listener_route_ = findRoute(worker_.config(), listener_.route);
+}
+
+ClientSession::~ClientSession() = default;
+
+void ClientSession::start() {
+    uv_tcp_nodelay(&tcp_, 1);
+    sockaddr_storage peer{};
+    int length = sizeof peer;
+    if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&peer), &length) == 0)
+        client_address_ = formatSockaddr(reinterpret_cast<const sockaddr*>(&peer));
+    phase_ = Phase::Idle;
+    armTimer(worker_.config().timeouts.client_idle.count(), Phase::Idle);
+    startReadingClient();
+}
+
+void ClientSession::refuse(const ProxyError& error) {
+    phase_ = Phase::ReadingHead;
+    sendErrorAndClose(error);
+}
+
+void ClientSession::drain() {
+    draining_ = true;
+    keep_alive_ = false;
+    if (phase_ == Phase::Idle)
+        end();
+}
+
+// ---- reading
+
+void ClientSession::startReadingClient() {
+    if (reading_client_ || !tcp_open_ || client_eof_)
+        return;
+    reading_client_ = true;
+    uv_read_start(stream(), &ClientSession::onAlloc, &ClientSession::onRead);
+}
+
+void ClientSession::stopReadingClient() {
+    if (!reading_client_)
+        return;
+    reading_client_ = false;
+    uv_read_stop(stream());
+}
+
+// Reading is on unless the upstream is backed up or we hold enough unparsed bytes.
+void ClientSession::updateClientReading() {
+    if (phase_ == Phase::Closing)
+        return;
+    bool hold = upstream_write_blocked_ ||
+                pending_input_.size() >= worker_.config().buffers.read_buffer;
+    if (hold)
+        stopReadingClient();
+    else
+        startReadingClient();
+}
+
+void ClientSession::onAlloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
+    *buf = static_cast<ClientSession*>(handle->data)->worker_.readBuffer();
+}
+
+void ClientSession::onRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+    auto* self = static_cast<ClientSession*>(stream->data);
+    if (nread > 0)
+        self->onClientData(buf->base, static_cast<size_t>(nread));
+    else if (nread < 0)
+        self->onClientEof();
+}
+
+void ClientSession::onClientData(const char* data, size_t length) {
+    switch (phase_) {
+    case Phase::Closing:
+        return;
+    case Phase::Tunnel:
+        onTunnelClientData(data, length);
+        return;
+    case Phase::Sniffing:
+        pending_input_.append(data, length);
+        onSniff();
+        return;
+    case Phase::Idle:
+        beginRequestHead();
+        break;
+    default:
+        break;
+    }
+    pending_input_.append(data, length);
+    feedParser();
+    updateClientReading();
+}
+
+void ClientSession::onClientEof() {
+    client_eof_ = true;
+    reading_client_ = false;
+    if (phase_ == Phase::Tunnel) {
+        onTunnelClientEof();
+        return;
+    }
+    if (phase_ == Phase::Closing)
+        return;
+    // The client went away (or half-closed) before its exchange ended: nothing
+    // will read a response, and a half-sent body cannot be completed.
+    if (upstream_)
+        releaseUpstream(false);
+    if (phase_ == Phase::Forwarding || phase_ == Phase::Waiting || phase_ == Phase::Sniffing) {
+        record_.error = record_.error.empty() ? "client_disconnected" : record_.error;
+        if (phase_ != Phase::Sniffing)
+            writeLog();
+    }
+    end();
+}
+
+void ClientSession::beginRequestHead() {
+    phase_ = Phase::ReadingHead;
+    request_start_us_ = monotonicUs();
+    record_ = RequestRecord{};
+    record_.start_unix_us = wallClockUs();
+    armTimer(worker_.config().timeouts.request_header.count(), Phase::ReadingHead);
+}
+
+void ClientSession::feedParser() {
+    if (in_feed_)
+        return; // re-entered from a callback: the loop below picks the work up
+    in_feed_ = true;
+    while (!pending_input_.empty() && phase_ != Phase::Closing && phase_ != Phase::Tunnel &&
+           phase_ != Phase::Sniffing && phase_ != Phase::Idle) {
+        if (phase_ == Phase::Waiting)
+            break; // the head is parsed; the body waits for an upstream connection
+        if (phase_ == Phase::Forwarding && request_complete_)
+            break; // a pipelined request waits for the current response
+        auto result = parser_.execute(pending_input_.data(), pending_input_.size());
+        pending_input_.erase(0, result.consumed);
+        if (result.status == HttpParser::Status::Error) {
+            ProxyError error{400, "http_request_error", parser_.errorReason()};
+            if (parser_.error() == ParseError::HeadTooLarge)
+                error.status = 431;
+            else if (parser_.error() == ParseError::UriTooLong)
+                error.status = 414;
+            in_feed_ = false;
+            failRequest(error); // drops what this parse produced: nothing half-valid leaves
+            return;
+        }
+        // Head and the body parsed so far go out together, and only once the bytes
+        // before them parsed cleanly: a malformed request is never forwarded.
+        flushUpstream();
+        if (result.status == HttpParser::Status::Paused) {
+            parser_.resume();
+            if (phase_ == Phase::ReadingHead)
+                handleRequestHead();
+            flushUpstream();
+        } else if (result.status == HttpParser::Status::Upgrade) {
+            request_complete_ = true;
+            if (phase_ == Phase::ReadingHead)
+                handleRequestHead();
+            flushUpstream();
+        }
+    }
+    in_feed_ = false;
+    flushUpstream();
+}
+
+// ---- llhttp callbacks (request)
+
+int ClientSession::onHead() {
+    request_ = std::move(parser_.head());
+    bool has_body = request_.chunked || request_.content_length > 0;
+    // Bodies wait in the socket until an upstream connection is attached; a
+    // bodiless request runs on to onMessageComplete.
+    return has_body ? HPE_PAUSED : 0;
+}
+
+int ClientSession::onBody(const char* data, size_t length) {
+    record_.bytes_in += length;
+    request_body_started_ = true;
+    if (!upstream_)
+        return 0; // request failed meanwhile: the body is drained and dropped
+    if (request_.chunked) {
+        upstream_head_.append(fmt::format("{:x}\r\n", length));
+        upstream_head_.append(data, length);
+        upstream_head_.append("\r\n");
+    } else {
+        upstream_head_.append(data, length);
+    }
+    return 0;
+}
+
+int ClientSession::onMessageComplete() {
+    request_complete_ = true;
+    if (upstream_ && request_.chunked)
+        upstream_head_.append("0\r\n\r\n");
+    if (request_.upgrade)
+        return 0; // llhttp stops with HPE_PAUSED_UPGRADE
+    return HPE_PAUSED;
+}
+
+// ---- writing
+
+bool ClientSession::writeClient(std::string bytes) {
+    if (!tcp_open_ || phase_ == Phase::Closing)
+        return false;
+    if (writeOwned(stream(), std::move(bytes), this, &ClientSession::onClientWriteDone) != 0)
+        return false;
+    if (clientWriteQueue() > worker_.config().buffers.high_water && !client_write_blocked_) {
+        client_write_blocked_ = true;
+        if (upstream_)
+            upstream_->pauseReading();
+        if (tunnel_)
+            tunnel_->pauseReading();
+    }
+    return true;
+}
+
+size_t ClientSession::clientWriteQueue() const {
+    return uv_stream_get_write_queue_size(reinterpret_cast<const uv_stream_t*>(&tcp_));
+}
+
+void ClientSession::onClientWriteDone(void* owner, int status) {
+    auto* self = static_cast<ClientSession*>(owner);
+    if (status != 0) {
+        if (status != UV_ECANCELED && self->phase_ != Phase::Closing) {
+            // The client is gone: the upstream response cannot be delivered.
+            if (self->upstream_) {
+                self->record_.error = "client_disconnected";
+                self->releaseUpstream(false);
+                self->writeLog();
+            }
+            self->end();
+        }
+        return;
+    }
+    if (self->client_write_blocked_ &&
+        self->clientWriteQueue() <= self->worker_.config().buffers.low_water)
+        self->onClientDrained();
+}
+
+void ClientSession::onClientDrained() {
+    client_write_blocked_ = false;
+    if (upstream_)
+        upstream_->resumeReading();
+    if (tunnel_)
+        tunnel_->resumeReading();
+}
+
+void ClientSession::sendError(const ProxyError& error, bool close) {
+    record_.status = error.status;
+    record_.error = error.token;
+    record_.detail = error.detail;
+    writeClient(renderErrorResponse(worker_.config().via_name, error, close));
+}
+
+void ClientSession::sendErrorAndClose(const ProxyError& error) {
+    sendError(error, true);
+    closeAfterFlush();
+}
+
+void ClientSession::closeAfterFlush() {
+    if (phase_ == Phase::Closing)
+        return;
+    phase_ = Phase::Closing;
+    stopReadingClient();
+    uv_timer_stop(&timer_);
+    if (upstream_)
+        releaseUpstream(false);
+    shutdown_req_.data = this;
+    // uv_shutdown completes once every queued write is flushed.
+    if (!tcp_open_ || uv_shutdown(&shutdown_req_, stream(), &ClientSession::onShutdownDone) != 0)
+        end();
+    else
+        armTimer(5000, Phase::Closing); // a client that never reads must not pin us
+}
+
+void ClientSession::onShutdownDone(uv_shutdown_t* req, int) {
+    static_cast<ClientSession*>(req->data)->end();
+}
+
+void ClientSession::end() {
+    phase_ = Phase::Closing;
+    worker_.endSession(this);
+}
+
+// ---- timers
+
+void ClientSession::armTimer(int64_t ms, Phase for_phase) {
+    timer_phase_ = for_phase;
+    if (ms <= 0) {
+        uv_timer_stop(&timer_);
+        return;
+    }
+    uv_timer_start(&timer_, &ClientSession::onTimer, static_cast<uint64_t>(ms), 0);
+}
+
+void ClientSession::onTimer(uv_timer_t* timer) {
+    auto* self = static_cast<ClientSession*>(timer->data);
+    if (self->timer_phase_ != self->phase_)
+        return;
+    switch (self->phase_) {
+    case Phase::Idle:
+        self->end();
+        return;
+    case Phase::ReadingHead:
+        self->sendErrorAndClose({408, "http_request_error", "request header timeout"});
+        self->writeLog();
+        return;
+    case Phase::Waiting:
+        self->worker_.pools().cancel(*self);
+        self->failRequest({503, "connection_limit_reached",
+                           "no upstream connection became available in time"});
+        return;
+    case Phase::Sniffing:
+        self->openTunnel();
+        return;
+    case Phase::Tunnel:
+        self->end();
+        return;
+    case Phase::Closing:
+        self->end();
+        return;
+    case Phase::Forwarding:
+        return;
+    }
+}
+
+// ---- closing
+
+void ClientSession::close(std::function<void()> on_closed) {
+    if (closer_.closing())
+        return;
+    phase_ = Phase::Closing;
+    if (queued())
+        worker_.pools().cancel(*this);
+    if (upstream_)
+        releaseUpstream(false);
+    if (tunnel_) {
+        tunnel_->setEvents(nullptr);
+        worker_.retire(std::move(tunnel_));
+    }
+    tcp_open_ = false;
+    closer_.add(reinterpret_cast<uv_handle_t*>(&timer_));
+    closer_.add(reinterpret_cast<uv_handle_t*>(&tcp_));
+    closer_.arm(std::move(on_closed));
+}
+
+} // namespace pooled

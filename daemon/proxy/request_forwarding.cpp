@@ -1,0 +1,322 @@
+// ClientSession, upstream half: one request through the pool and its response
+// back to the client, with one replay on a fresh connection when a reused one
+// fails before answering. See client_session.h.
+#include "proxy/client_session.h"
+
+#include "core/clock.h"
+#include "core/worker.h"
+#include "observe/access_log.h"
+#include "pool/pool_manager.h"
+#include "pool/upstream_connection.h"
+
+#include <fmt/format.h>
+
+namespace pooled {
+
+namespace {
+
+bool idempotent(std::string_view method) {
+    return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "TRACE" ||
+           method == "PUT" || method == "DELETE";
+}
+
+} // namespace
+
+void ClientSession::handleRequestHead() {
+    record_.method = request_.method;
+    record_.client = client_address_;
+    head_request_ = request_.method == "HEAD";
+    keep_alive_ = request_.keep_alive && !draining_;
+    const Header* expect = request_.find("expect");
+    expect_continue_ = expect && equalsIgnoreCase(expect->value, "100-continue") &&
+                       !request_.isHttp10();
+    if (expect && !expect_continue_) {
+        failRequest({417, "http_request_error", "unsupported expectation"});
+        return;
+    }
+    if (request_.method == "CONNECT") {
+        handleConnect();
+        return;
+    }
+    auto target = parseRequestTarget(request_.method, request_.target);
+    if (!target) {
+        failRequest({400, "http_request_error", "invalid request target"});
+        return;
+    }
+    target_ = std::move(*target);
+    ProxyError error;
+    RouteContext context{worker_.config(), listener_route_,
+                         http_in_tunnel_ && tunnel_authority_ ? &*tunnel_authority_ : nullptr};
+    auto decision = routeRequest(context, request_, target_, error);
+    if (!decision) {
+        failRequest(error);
+        return;
+    }
+    route_ = std::move(*decision);
+    record_.scheme = route_.key.scheme;
+    record_.host = route_.key.host;
+    record_.port = route_.key.port;
+    record_.path = route_.path;
+    record_.route = route_.route ? route_.route->name : "";
+    request_head_bytes_.clear();
+    appendUpstreamRequestHead(request_head_bytes_, request_,
+                              {route_.path, route_.authority, worker_.config().via_name,
+                               request_.upgrade});
+    phase_ = Phase::Waiting;
+    wait_start_us_ = monotonicUs();
+    checkoutUpstream();
+}
+
+bool ClientSession::requestReplayable() const {
+    return !request_body_started_ && idempotent(request_.method);
+}
+
+void ClientSession::checkoutUpstream() {
+    bool has_body = request_.chunked || request_.content_length > 0;
+    prefer_fresh = has_body || !idempotent(request_.method);
+    require_fresh = record_.retries > 0;
+    Checkout result = worker_.pools().checkout(route_.key, *this);
+    switch (result.kind) {
+    case Checkout::Kind::Ready:
+        attachUpstream(*result.connection);
+        return;
+    case Checkout::Kind::Queued:
+        armTimer(worker_.config().pool.queue_timeout.count(), Phase::Waiting);
+        return;
+    case Checkout::Kind::Failed:
+        failRequest(result.error);
+        return;
+    }
+}
+
+void ClientSession::onPoolConnection(UpstreamConnection& connection) {
+    attachUpstream(connection);
+}
+
+void ClientSession::onPoolError(const ProxyError& error) {
+    failRequest(error);
+}
+
+void ClientSession::attachUpstream(UpstreamConnection& connection) {
+    upstream_ = &connection;
+    connection.setEvents(this);
+    connection.beginRequest(head_request_);
+    int64_t now = monotonicUs();
+    record_.pool_wait_us = now - wait_start_us_;
+    record_.reused = connection.requests() > 1;
+    if (!record_.reused) {
+        record_.dns_us = connection.dnsUs();
+        record_.connect_us = connection.connectUs();
+    }
+    record_.upstream_conn_id = connection.id();
+    record_.upstream_conn_requests = connection.requests();
+    phase_ = Phase::Forwarding;
+    uv_timer_stop(&timer_);
+    sent_us_ = now;
+    request_sent_ = false;
+    if (expect_continue_ && !request_body_started_ && !request_complete_)
+        writeClient("HTTP/1.1 100 Continue\r\n\r\n");
+    upstream_head_ = request_head_bytes_;
+    if (in_feed_)
+        return; // the parse loop that got us here sends the head with what follows
+    feedParser();
+    updateClientReading();
+}
+
+void ClientSession::flushUpstream() {
+    if (!upstream_)
+        return;
+    if (!upstream_head_.empty()) {
+        std::string bytes = std::move(upstream_head_);
+        upstream_head_.clear();
+        upstream_->write(std::move(bytes));
+        if (upstream_ && upstream_->writeQueueSize() > worker_.config().buffers.high_water)
+            upstream_write_blocked_ = true;
+    }
+    if (upstream_ && request_complete_ && !request_sent_) {
+        request_sent_ = true;
+        upstream_->requestSent();
+    }
+}
+
+void ClientSession::onUpstreamDrained(UpstreamConnection&) {
+    upstream_write_blocked_ = false;
+    if (phase_ == Phase::Tunnel) {
+        startReadingClient();
+        return;
+    }
+    updateClientReading();
+}
+
+void ClientSession::onUpstreamResponseHead(UpstreamConnection& connection, MessageHead& head) {
+    if (phase_ != Phase::Forwarding)
+        return;
+    if (head.status < 200 && head.status != 101) {
+        // Informational: 100 is ours to send (we answered Expect ourselves).
+        if (head.status != 100 && !request_.isHttp10()) {
+            std::string out;
+            appendClientResponseHead(out, head, {BodyFraming::None, true, false, false,
+                                                 worker_.config().via_name});
+            writeClient(std::move(out));
+        }
+        return;
+    }
+    if (head.status == 101) {
+        if (request_.upgrade) {
+            upgradeToTunnel(connection, head);
+            return;
+        }
+        onUpstreamError(connection, {502, "http_protocol_error", "101 without an Upgrade request"});
+        return;
+    }
+    record_.ttfb_us = monotonicUs() - sent_us_;
+    record_.status = head.status;
+    response_framing_ = clientFraming(head, head_request_, request_.isHttp10());
+    if (response_framing_ == BodyFraming::CloseDelimited || !request_complete_)
+        keep_alive_ = false; // early answers: the rest of the request body is not ours to parse
+    std::string out;
+    appendClientResponseHead(out, head, {response_framing_, keep_alive_, request_.isHttp10(),
+                                         false, worker_.config().via_name});
+    response_head_sent_ = true;
+    writeClient(std::move(out));
+}
+
+void ClientSession::onUpstreamBody(UpstreamConnection&, const char* data, size_t length) {
+    if (phase_ != Phase::Forwarding || !response_head_sent_)
+        return;
+    record_.bytes_out += length;
+    if (response_framing_ == BodyFraming::Chunked) {
+        std::string chunk = fmt::format("{:x}\r\n", length);
+        chunk.append(data, length);
+        chunk.append("\r\n");
+        writeClient(std::move(chunk));
+    } else {
+        writeClient(std::string(data, length));
+    }
+}
+
+void ClientSession::onUpstreamResponseComplete(UpstreamConnection&) {
+    if (phase_ != Phase::Forwarding || !response_head_sent_)
+        return;
+    response_complete_ = true;
+    if (response_framing_ == BodyFraming::Chunked)
+        writeClient("0\r\n\r\n");
+    finishRequest();
+}
+
+void ClientSession::onUpstreamError(UpstreamConnection& connection, const ProxyError& error) {
+    if (phase_ == Phase::Tunnel) {
+        record_.error = error.token;
+        record_.detail = error.detail;
+        writeLog();
+        end();
+        return;
+    }
+    bool reused = connection.requests() > 1;
+    bool started = connection.responseStarted();
+    releaseUpstream(false);
+    if (!response_head_sent_ && reused && !started && record_.retries == 0 &&
+        requestReplayable()) {
+        // The classic stale keep-alive race: the origin closed this connection as we
+        // reused it. Nothing was answered, nothing unrepeatable was sent: replay once.
+        ++record_.retries;
+        phase_ = Phase::Waiting;
+        checkoutUpstream();
+        return;
+    }
+    if (!response_head_sent_) {
+        failRequest(error);
+        return;
+    }
+    // Mid-body: the client must see the truncation, never a clean end.
+    record_.error = "http_response_incomplete";
+    record_.detail = error.detail;
+    writeLog();
+    end();
+}
+
+void ClientSession::releaseUpstream(bool reusable) {
+    UpstreamConnection* connection = upstream_;
+    upstream_ = nullptr;
+    if (!connection)
+        return;
+    connection->setEvents(nullptr);
+    if (reusable)
+        worker_.pools().release(*connection, true);
+    else
+        worker_.pools().discard(*connection);
+}
+
+void ClientSession::failRequest(const ProxyError& error) {
+    if (queued())
+        worker_.pools().cancel(*this);
+    if (upstream_)
+        releaseUpstream(false);
+    upstream_head_.clear();
+    if (response_head_sent_) {
+        record_.error = error.token;
+        record_.detail = error.detail;
+        writeLog();
+        end();
+        return;
+    }
+    // Keep the client connection only when the whole request was read and framed.
+    bool close = !request_complete_ || !keep_alive_ || parser_.error() != ParseError::None ||
+                 error.status == 400 || error.status == 431 || error.status == 414;
+    sendError(error, close);
+    writeLog();
+    if (close) {
+        closeAfterFlush();
+        return;
+    }
+    nextRequest();
+}
+
+void ClientSession::finishRequest() {
+    bool reusable = request_complete_ && response_complete_;
+    releaseUpstream(reusable);
+    writeLog();
+    if (!keep_alive_ || draining_) {
+        closeAfterFlush();
+        return;
+    }
+    nextRequest();
+}
+
+void ClientSession::nextRequest() {
+    parser_.reset();
+    phase_ = Phase::Idle;
+    request_.clear();
+    route_ = RouteDecision{};
+    request_complete_ = false;
+    request_body_started_ = false;
+    request_sent_ = false;
+    response_head_sent_ = false;
+    response_complete_ = false;
+    upstream_write_blocked_ = false;
+    response_framing_ = BodyFraming::None;
+    logged_ = false;
+    armTimer(worker_.config().timeouts.client_idle.count(), Phase::Idle);
+    if (!pending_input_.empty()) {
+        // A pipelined request is already here.
+        beginRequestHead();
+        feedParser();
+    }
+    updateClientReading();
+}
+
+void ClientSession::writeLog() {
+    if (logged_)
+        return;
+    logged_ = true;
+    worker_.counters().requests++;
+    if (!worker_.accessLog().enabled())
+        return;
+    record_.client = client_address_;
+    if (record_.method.empty())
+        record_.method = request_.method;
+    record_.total_us = monotonicUs() - request_start_us_;
+    worker_.accessLog().write(record_);
+}
+
+} // namespace pooled
