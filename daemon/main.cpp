@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 #include <uv.h>
 
+#include <csignal>
 #include <cstdio>
 #include <memory>
 
@@ -57,6 +58,8 @@ int checkConfig(const std::string& path) {
 
 int run(Config config) {
     setupDiagnostics(config.log_level);
+    // A peer that vanishes mid-write must be an error value, not a process kill.
+    std::signal(SIGPIPE, SIG_IGN);
     uv_loop_t loop;
     uv_loop_init(&loop);
     int exit_code = 0;

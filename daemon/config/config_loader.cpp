@@ -166,6 +166,7 @@ public:
                          config.via_name = token(n, p);
                      }},
                 });
+        settleDefaults(config);
         validate(config);
         return config;
     }
@@ -541,6 +542,22 @@ private:
             return;
         const std::string& blame = written(lowPath) || !written(highPath) ? lowPath : highPath;
         fail(blame, lowPath + " (" + shown + ") must not exceed " + highPath);
+    }
+
+    // Defaults follow an explicit lower limit: writing only max_connections_per_host: 4
+    // means at most 4 idle too, not an error about a default the user never wrote.
+    void settleDefaults(Config& config) const {
+        auto& pool = config.pool;
+        if (!written("pool.max_idle_per_host"))
+            pool.max_idle_per_host = std::min(pool.max_idle_per_host, pool.max_connections_per_host);
+        if (!written("pool.max_connections_total"))
+            pool.max_connections_total =
+                std::max(pool.max_connections_total, pool.max_connections_per_host);
+        if (!written("pool.max_connecting_per_host"))
+            pool.max_connecting_per_host =
+                std::min(pool.max_connecting_per_host, pool.max_connections_per_host);
+        if (!written("buffers.low_water"))
+            config.buffers.low_water = std::min(config.buffers.low_water, config.buffers.high_water / 2);
     }
 
     void validate(const Config& config) const {

@@ -195,8 +195,15 @@ void HostPool::onUpstreamConnected(UpstreamConnection& connection) {
 void HostPool::onUpstreamConnectFailed(UpstreamConnection& connection, const ProxyError& error) {
     --connecting_;
     spdlog::debug("connect to {} failed: {} {}", key_.toString(), error.token, error.detail);
-    discard(connection);
-    // Fail the waiters that no remaining connection will serve.
+    auto it = connections_.find(&connection);
+    if (it != connections_.end()) {
+        auto owned = std::move(it->second);
+        connections_.erase(it);
+        worker_.retire(std::move(owned));
+        manager_.slotFreed();
+    }
+    // Fail the waiters that no remaining connection will serve; opening another
+    // connection at once would only repeat the failure.
     while (!waiters_.empty() && waiters_.size() > connecting_ + busyCount()) {
         PoolWaiter* waiter = waiters_.front();
         dequeue(*waiter);

@@ -174,20 +174,13 @@ void ClientSession::feedParser() {
             failRequest(error); // drops what this parse produced: nothing half-valid leaves
             return;
         }
+        if (result.status == HttpParser::Status::Paused)
+            parser_.resume(); // paused at a message end; the next one waits its turn
+        if (phase_ == Phase::ReadingHead && parser_.headComplete())
+            handleRequestHead();
         // Head and the body parsed so far go out together, and only once the bytes
         // before them parsed cleanly: a malformed request is never forwarded.
         flushUpstream();
-        if (result.status == HttpParser::Status::Paused) {
-            parser_.resume();
-            if (phase_ == Phase::ReadingHead)
-                handleRequestHead();
-            flushUpstream();
-        } else if (result.status == HttpParser::Status::Upgrade) {
-            request_complete_ = true;
-            if (phase_ == Phase::ReadingHead)
-                handleRequestHead();
-            flushUpstream();
-        }
     }
     in_feed_ = false;
     flushUpstream();
@@ -197,31 +190,28 @@ void ClientSession::feedParser() {
 
 int ClientSession::onHead() {
     request_ = std::move(parser_.head());
-    bool has_body = request_.chunked || request_.content_length > 0;
-    // Bodies wait in the socket until an upstream connection is attached; a
-    // bodiless request runs on to onMessageComplete.
-    return has_body ? HPE_PAUSED : 0;
+    // Parsing goes on over the bytes already read: body bytes that arrived with the
+    // head are framed into upstream_body_ and checked before anything is sent or
+    // any connection is opened. Further reads wait until a connection is attached.
+    return 0;
 }
 
 int ClientSession::onBody(const char* data, size_t length) {
     record_.bytes_in += length;
-    request_body_started_ = true;
-    if (!upstream_)
-        return 0; // request failed meanwhile: the body is drained and dropped
     if (request_.chunked) {
-        upstream_head_.append(fmt::format("{:x}\r\n", length));
-        upstream_head_.append(data, length);
-        upstream_head_.append("\r\n");
+        upstream_body_.append(fmt::format("{:x}\r\n", length));
+        upstream_body_.append(data, length);
+        upstream_body_.append("\r\n");
     } else {
-        upstream_head_.append(data, length);
+        upstream_body_.append(data, length);
     }
     return 0;
 }
 
 int ClientSession::onMessageComplete() {
     request_complete_ = true;
-    if (upstream_ && request_.chunked)
-        upstream_head_.append("0\r\n\r\n");
+    if (request_.chunked)
+        upstream_body_.append("0\r\n\r\n");
     if (request_.upgrade)
         return 0; // llhttp stops with HPE_PAUSED_UPGRADE
     return HPE_PAUSED;

@@ -140,7 +140,8 @@ private:
     RouteDecision route_;
     RequestRecord record_;
     std::string request_head_bytes_; // the head as sent upstream, kept for a replay
-    std::string upstream_head_;      // bytes parsed but not yet written upstream
+    std::string upstream_body_;      // framed body bytes parsed but not yet written upstream
+    bool head_pending_ = false;      // request_head_bytes_ not yet written to upstream_
     UpstreamConnection* upstream_ = nullptr;
     int64_t request_start_us_ = 0;
     int64_t wait_start_us_ = 0;

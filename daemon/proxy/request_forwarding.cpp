@@ -116,7 +116,7 @@ void ClientSession::attachUpstream(UpstreamConnection& connection) {
     request_sent_ = false;
     if (expect_continue_ && !request_body_started_ && !request_complete_)
         writeClient("HTTP/1.1 100 Continue\r\n\r\n");
-    upstream_head_ = request_head_bytes_;
+    head_pending_ = true;
     if (in_feed_)
         return; // the parse loop that got us here sends the head with what follows
     feedParser();
@@ -126,9 +126,18 @@ void ClientSession::attachUpstream(UpstreamConnection& connection) {
 void ClientSession::flushUpstream() {
     if (!upstream_)
         return;
-    if (!upstream_head_.empty()) {
-        std::string bytes = std::move(upstream_head_);
-        upstream_head_.clear();
+    if (head_pending_ || !upstream_body_.empty()) {
+        std::string bytes;
+        if (head_pending_) {
+            bytes = request_head_bytes_;
+            bytes.append(upstream_body_);
+            head_pending_ = false;
+        } else {
+            bytes = std::move(upstream_body_);
+        }
+        if (!upstream_body_.empty())
+            request_body_started_ = true; // from now on the request cannot be replayed
+        upstream_body_.clear();
         upstream_->write(std::move(bytes));
         if (upstream_ && upstream_->writeQueueSize() > worker_.config().buffers.high_water)
             upstream_write_blocked_ = true;
@@ -252,7 +261,8 @@ void ClientSession::failRequest(const ProxyError& error) {
         worker_.pools().cancel(*this);
     if (upstream_)
         releaseUpstream(false);
-    upstream_head_.clear();
+    upstream_body_.clear();
+    head_pending_ = false;
     if (response_head_sent_) {
         record_.error = error.token;
         record_.detail = error.detail;

@@ -52,13 +52,21 @@ def test_connect_to_a_port_not_allowed_is_denied_with_403(origin, pooled):
     assert rec["method"] == "CONNECT" and rec["status"] == 403
 
 
-def test_connect_to_a_refused_port_is_502_connection_refused(pooled):
+def test_connect_to_a_refused_port_closes_the_tunnel_and_logs_connection_refused(pooled):
+    # pooled answers 200 before connecting (it must sniff whether the tunnel carries plain
+    # HTTP, which it serves through the pool), so a refused connect can only close the tunnel.
     port = free_port()
     p = pooled({"connect": {"allowed_ports": [port]}})
     c, r = connect_tunnel(p.port, "127.0.0.1:%d" % port)
-    c.close()
-    assert r.status == 502
-    assert proxy_status_error(r) == "connection_refused"
+    with c:
+        if r.status == 200:
+            c.send(b"\x16\x03\x01\x00\x05hello")  # opaque bytes: pooled opens the tunnel now
+            assert c.read_to_close(timeout=5) == b""
+            assert c.eof
+        else:
+            assert r.status == 502 and proxy_status_error(r) == "connection_refused"
+    recs = p.wait_access_log(1, predicate=lambda rec: rec["method"] == "CONNECT")
+    assert recs and recs[-1]["error"] == "connection_refused", recs
 
 
 def test_binary_tunnel_is_passed_through_opaquely(echo_server, pooled):

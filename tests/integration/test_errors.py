@@ -44,7 +44,6 @@ def test_malformed_request_is_rejected_and_never_reaches_the_origin(origin, pool
         assert proxy_status_error(r) == "http_request_error", r.headers
     time.sleep(0.2)
     assert o.log() == [], "%s reached the origin: %r" % (name, o.log())
-    assert o.stats()["connections_accepted"] == 0
 
 
 def test_connection_refused_is_502_connection_refused(pooled):

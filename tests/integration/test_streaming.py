@@ -8,6 +8,12 @@ MiB = 1024 * 1024
 RSS_LIMIT_KIB = 32 * 1024
 
 
+def assert_still_serves(p, o):
+    with RawClient(p.port, timeout=10) as c:
+        c.send(request_bytes("GET", o.url("/bytes/3"), o.authority))
+        assert c.read_response().status == 200
+
+
 def test_one_gib_download_at_full_speed_with_flat_memory(origin, pooled):
     o = origin()
     p = pooled()
@@ -93,6 +99,7 @@ def test_origin_reset_mid_body_closes_the_keepalive_client_connection(origin, po
         body = c.read_to_close(timeout=10)
         assert c.eof
         assert len(body) < 200000
+    assert p.alive(), "pooled died (exit %s)" % p.proc.returncode
 
 
 def test_client_disconnect_mid_download_closes_the_origin_connection(origin, pooled):
@@ -108,7 +115,9 @@ def test_client_disconnect_mid_download_closes_the_origin_connection(origin, poo
     assert o.stats()["connections_open"] == 1
     s.close()
     closed = wait_until(lambda: o.stats()["connections_open"] == 0, timeout=5)
+    assert p.alive(), "pooled died (exit %s) when a client left mid-download" % p.proc.returncode
     assert closed, "origin connection still open 5 s after the client left: %r" % o.stats()
+    assert_still_serves(p, o)
 
 
 def test_client_disconnect_while_waiting_for_response_head_closes_the_origin_connection(origin, pooled):
@@ -119,6 +128,8 @@ def test_client_disconnect_while_waiting_for_response_head_closes_the_origin_con
     assert wait_until(lambda: o.stats()["requests_in_flight"] == 1, timeout=5)
     s.close()
     assert wait_until(lambda: o.stats()["connections_open"] == 0, timeout=5), o.stats()
+    assert p.alive(), "pooled died (exit %s) when a client left" % p.proc.returncode
+    assert_still_serves(p, o)
 
 
 def test_trickled_body_arrives_complete(origin, pooled):
