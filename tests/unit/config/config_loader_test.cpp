@@ -540,16 +540,21 @@ TEST_CASE("a route upstream with an unsupported scheme is an error", "[config]")
     CHECK_THAT(e.message(), Catch::Contains("unsupported scheme 'ftp'"));
 }
 
-TEST_CASE("low_water above high_water is an error at whichever one was written", "[config]") {
+TEST_CASE("low_water above high_water is an error when both are written", "[config]") {
     const ConfigError both = errorOf("buffers:\n  high_water: 64KiB\n  low_water: 128KiB\n");
     CHECK(both.key() == "buffers.low_water");
     CHECK(both.line() == 3);
     CHECK_THAT(both.message(), Catch::Contains("must not exceed buffers.high_water"));
-    // Only high_water written: the default low_water (128KiB) is now above it.
-    const ConfigError high = errorOf("buffers:\n  high_water: 64KiB\n");
-    CHECK(high.key() == "buffers.high_water");
-    CHECK(high.line() == 2);
+    // Only high_water written: the unwritten low_water follows it down to half.
+    CHECK(load("buffers:\n  high_water: 64KiB\n").buffers.low_water == 32768);
     CHECK(load("buffers: {high_water: 64KiB, low_water: 64KiB}").buffers.low_water == 65536);
+}
+
+TEST_CASE("unwritten pool limits follow an explicit lower max_connections_per_host",
+          "[config]") {
+    const Config c = load("pool:\n  max_connections_per_host: 4\n");
+    CHECK(c.pool.max_idle_per_host == 4);
+    CHECK(c.pool.max_connecting_per_host == 4);
 }
 
 TEST_CASE("max_idle_per_host above max_connections_per_host is an error", "[config]") {
