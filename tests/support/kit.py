@@ -23,6 +23,15 @@ DEFAULT_POOLED_BIN = "/work/main/build/pooled"
 ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
+def _die_with_parent():
+    """preexec_fn: the child gets SIGTERM if the test process dies (no orphans on a CI kill)."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
 def pooled_bin():
     return os.environ.get("POOLED_BIN") or DEFAULT_POOLED_BIN
 
@@ -139,7 +148,7 @@ class Origin:
         self.args = [str(a) for a in args]
         self.proc = subprocess.Popen(
             [python or sys.executable, ORIGIN_SCRIPT, "--port", "0"] + self.args,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_die_with_parent)
         self.pid = self.proc.pid
         line = self.proc.stdout.readline()  # blocks until PORT or exit
         m = re.match(r"PORT (\d+)", line or "")
@@ -224,7 +233,7 @@ class Pooled:
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
         self.pid = self.proc.pid
         self._threads = [threading.Thread(target=self._reader, args=(self.proc.stdout, self._stdout_lines), daemon=True),
                          threading.Thread(target=self._reader, args=(self.proc.stderr, self._stderr_lines), daemon=True)]
