@@ -13,7 +13,8 @@ namespace pooled {
 
 Worker::Worker(uv_loop_t* loop, std::shared_ptr<const Config> config)
     : loop_(loop), config_(std::move(config)), random_(std::random_device{}()),
-      read_slab_(config_->buffers.read_buffer) {
+      read_slab_(config_->buffers.read_buffer),
+      write_buffers_(config_->buffers.read_buffer + 64) {
     resolver_ = std::make_unique<Resolver>(loop_, config_->dns);
     access_log_ = std::make_unique<AccessLog>(config_->access_log);
     pools_ = std::make_unique<PoolManager>(*this);

@@ -5,6 +5,7 @@
 
 #include "config/config.h"
 #include "core/closable.h"
+#include "core/write_request.h"
 
 #include <uv.h>
 
@@ -54,6 +55,7 @@ public:
     // copied) before the next read, so idle connections cost no buffer memory.
     uv_buf_t readBuffer() { return uv_buf_init(read_slab_.data(), static_cast<unsigned>(read_slab_.size())); }
     uint64_t nextConnectionId() { return ++last_connection_id_; }
+    BufferPool& writeBuffers() { return write_buffers_; }
 
     // Loop iterations so far: a connection returned at tick T is handed out only
     // after a later poll, so a FIN sent right after the response is seen first.
@@ -87,6 +89,7 @@ private:
     std::minstd_rand random_;
     WorkerCounters counters_;
     std::vector<char> read_slab_;
+    BufferPool write_buffers_;
     uint64_t last_connection_id_ = 0;
 
     uv_prepare_t prepare_;

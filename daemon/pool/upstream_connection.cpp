@@ -344,10 +344,10 @@ void UpstreamConnection::beginRequest(bool head_request) {
     startReading();
 }
 
-bool UpstreamConnection::write(std::string bytes) {
+bool UpstreamConnection::write(std::initializer_list<std::string_view> parts) {
     if (state_ == State::Closed || !tcp_open_)
         return false;
-    int rc = writeOwned(reinterpret_cast<uv_stream_t*>(&tcp_), std::move(bytes), this,
+    int rc = writeParts(reinterpret_cast<uv_stream_t*>(&tcp_), parts, worker_.writeBuffers(), this,
                         &UpstreamConnection::onWriteDone);
     if (rc != 0) {
         // Report on a later turn: the caller is in the middle of its own work.

@@ -36,7 +36,8 @@ public:
     void beginRequest(bool head_request);
     // Queue bytes; false if the stream refused them (the connection is then dead
     // and an error event follows on a later turn).
-    bool write(std::string bytes);
+    bool write(std::initializer_list<std::string_view> parts);
+    bool write(std::string_view bytes) { return write({bytes}); }
     size_t writeQueueSize() const;
     // The request is fully sent: the first-byte deadline starts now.
     void requestSent();

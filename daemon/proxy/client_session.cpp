@@ -219,10 +219,11 @@ int ClientSession::onMessageComplete() {
 
 // ---- writing
 
-bool ClientSession::writeClient(std::string bytes) {
+bool ClientSession::writeClient(std::initializer_list<std::string_view> parts) {
     if (!tcp_open_ || phase_ == Phase::Closing)
         return false;
-    if (writeOwned(stream(), std::move(bytes), this, &ClientSession::onClientWriteDone) != 0)
+    if (writeParts(stream(), parts, worker_.writeBuffers(), this,
+                   &ClientSession::onClientWriteDone) != 0)
         return false;
     if (clientWriteQueue() > worker_.config().buffers.high_water && !client_write_blocked_) {
         client_write_blocked_ = true;
@@ -269,7 +270,7 @@ void ClientSession::sendError(const ProxyError& error, bool close) {
     record_.status = error.status;
     record_.error = error.token;
     record_.detail = error.detail;
-    writeClient(renderErrorResponse(worker_.config().via_name, error, close));
+    writeClient({renderErrorResponse(worker_.config().via_name, error, close)});
 }
 
 void ClientSession::sendErrorAndClose(const ProxyError& error) {

@@ -64,7 +64,7 @@ private:
     void startReadingClient();
     void stopReadingClient();
     void updateClientReading();
-    bool writeClient(std::string bytes);
+    bool writeClient(std::initializer_list<std::string_view> parts);
     size_t clientWriteQueue() const;
     void armTimer(int64_t ms, Phase for_phase);
     void sendErrorAndClose(const ProxyError& error);

@@ -115,7 +115,7 @@ void ClientSession::attachUpstream(UpstreamConnection& connection) {
     sent_us_ = now;
     request_sent_ = false;
     if (expect_continue_ && !request_body_started_ && !request_complete_)
-        writeClient("HTTP/1.1 100 Continue\r\n\r\n");
+        writeClient({"HTTP/1.1 100 Continue\r\n\r\n"});
     head_pending_ = true;
     if (in_feed_)
         return; // the parse loop that got us here sends the head with what follows
@@ -127,18 +127,12 @@ void ClientSession::flushUpstream() {
     if (!upstream_)
         return;
     if (head_pending_ || !upstream_body_.empty()) {
-        std::string bytes;
-        if (head_pending_) {
-            bytes = request_head_bytes_;
-            bytes.append(upstream_body_);
-            head_pending_ = false;
-        } else {
-            bytes = std::move(upstream_body_);
-        }
+        std::string_view head = head_pending_ ? std::string_view(request_head_bytes_) : "";
+        head_pending_ = false;
         if (!upstream_body_.empty())
             request_body_started_ = true; // from now on the request cannot be replayed
+        upstream_->write({head, upstream_body_});
         upstream_body_.clear();
-        upstream_->write(std::move(bytes));
         if (upstream_ && upstream_->writeQueueSize() > worker_.config().buffers.high_water)
             upstream_write_blocked_ = true;
     }
@@ -166,7 +160,7 @@ void ClientSession::onUpstreamResponseHead(UpstreamConnection& connection, Messa
             std::string out;
             appendClientResponseHead(out, head, {BodyFraming::None, true, false, false,
                                                  worker_.config().via_name});
-            writeClient(std::move(out));
+            writeClient({out});
         }
         return;
     }
@@ -187,7 +181,7 @@ void ClientSession::onUpstreamResponseHead(UpstreamConnection& connection, Messa
     appendClientResponseHead(out, head, {response_framing_, keep_alive_, request_.isHttp10(),
                                          false, worker_.config().via_name});
     response_head_sent_ = true;
-    writeClient(std::move(out));
+    writeClient({out});
 }
 
 void ClientSession::onUpstreamBody(UpstreamConnection&, const char* data, size_t length) {
@@ -195,12 +189,12 @@ void ClientSession::onUpstreamBody(UpstreamConnection&, const char* data, size_t
         return;
     record_.bytes_out += length;
     if (response_framing_ == BodyFraming::Chunked) {
-        std::string chunk = fmt::format("{:x}\r\n", length);
-        chunk.append(data, length);
-        chunk.append("\r\n");
-        writeClient(std::move(chunk));
+        char size_line[24];
+        auto end = fmt::format_to(size_line, "{:x}\r\n", length);
+        writeClient({std::string_view(size_line, static_cast<size_t>(end - size_line)),
+                     std::string_view(data, length), "\r\n"});
     } else {
-        writeClient(std::string(data, length));
+        writeClient({std::string_view(data, length)});
     }
 }
 
@@ -209,7 +203,7 @@ void ClientSession::onUpstreamResponseComplete(UpstreamConnection&) {
         return;
     response_complete_ = true;
     if (response_framing_ == BodyFraming::Chunked)
-        writeClient("0\r\n\r\n");
+        writeClient({"0\r\n\r\n"});
     finishRequest();
 }
 

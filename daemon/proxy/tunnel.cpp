@@ -58,7 +58,7 @@ void ClientSession::handleConnect() {
     }
     tunnel_authority_ = *authority;
     record_.status = 200;
-    writeClient("HTTP/1.1 200 Connection Established\r\n\r\n");
+    writeClient({"HTTP/1.1 200 Connection Established\r\n\r\n"});
     parser_.reset();
     phase_ = Phase::Sniffing;
     armTimer(kSniffTimeoutMs, Phase::Sniffing);
@@ -106,7 +106,7 @@ void ClientSession::onUpstreamConnected(UpstreamConnection& connection) {
     armTimer(worker_.config().timeouts.tunnel_idle.count(), Phase::Tunnel);
     if (!pending_input_.empty()) {
         record_.bytes_in += pending_input_.size();
-        connection.write(std::move(pending_input_));
+        connection.write({pending_input_});
         pending_input_.clear();
     }
     startReadingClient();
@@ -127,7 +127,7 @@ void ClientSession::upgradeToTunnel(UpstreamConnection& connection, const Messag
     appendClientResponseHead(out, head,
                              {BodyFraming::None, true, false, true, worker_.config().via_name});
     response_head_sent_ = true;
-    writeClient(std::move(out));
+    writeClient({out});
     upstream_ = nullptr;
     tunnel_ = worker_.pools().detach(connection); // an upgraded connection is never pooled
     tunnel_->setEvents(this);
@@ -136,7 +136,7 @@ void ClientSession::upgradeToTunnel(UpstreamConnection& connection, const Messag
     armTimer(worker_.config().timeouts.tunnel_idle.count(), Phase::Tunnel);
     if (!pending_input_.empty()) {
         record_.bytes_in += pending_input_.size();
-        tunnel_->write(std::move(pending_input_));
+        tunnel_->write({pending_input_});
         pending_input_.clear();
     }
     startReadingClient();
@@ -147,7 +147,7 @@ void ClientSession::onUpstreamRaw(UpstreamConnection&, const char* data, size_t 
         return;
     record_.bytes_out += length;
     armTimer(worker_.config().timeouts.tunnel_idle.count(), Phase::Tunnel);
-    writeClient(std::string(data, length));
+    writeClient({std::string_view(data, length)});
 }
 
 void ClientSession::onUpstreamEof(UpstreamConnection&) {
@@ -163,7 +163,7 @@ void ClientSession::onTunnelClientData(const char* data, size_t length) {
     }
     record_.bytes_in += length;
     armTimer(worker_.config().timeouts.tunnel_idle.count(), Phase::Tunnel);
-    tunnel_->write(std::string(data, length));
+    tunnel_->write({std::string_view(data, length)});
     if (tunnel_->writeQueueSize() > worker_.config().buffers.high_water) {
         upstream_write_blocked_ = true;
         stopReadingClient();
