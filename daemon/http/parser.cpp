@@ -33,6 +33,7 @@ const llhttp_settings_t& HttpParser::settings() {
         st.on_status = &HttpParser::onStatus;
         st.on_header_field = &HttpParser::onHeaderField;
         st.on_header_value = &HttpParser::onHeaderValue;
+        st.on_header_field_complete = &HttpParser::onHeaderFieldComplete;
         st.on_headers_complete = &HttpParser::onHeadersComplete;
         st.on_body = &HttpParser::onBodyData;
         st.on_message_complete = &HttpParser::onMessageDone;
@@ -53,9 +54,10 @@ void HttpParser::reset() {
     error_ = ParseError::None;
     error_reason_.clear();
     head_bytes_ = 0;
-    in_value_ = false;
+    in_field_ = false;
     in_message_ = false;
     head_complete_ = false;
+    head_tail_ = 0;
 }
 
 int HttpParser::fail(ParseError error, const char* reason) {
@@ -74,7 +76,7 @@ int HttpParser::onMessageBegin(llhttp_t* p) {
     auto& s = self(p);
     s.head_.clear();
     s.head_bytes_ = 0;
-    s.in_value_ = false;
+    s.in_field_ = false;
     s.in_message_ = true;
     s.head_complete_ = false;
     return 0;
@@ -102,13 +104,18 @@ int HttpParser::onHeaderField(llhttp_t* p, const char* at, size_t length) {
     auto& s = self(p);
     if (!s.countHeadBytes(length))
         return s.fail(ParseError::HeadTooLarge, "header section too large");
-    if (s.in_value_ || s.head_.headers.empty()) {
+    if (!s.in_field_) {
         if (s.head_.headers.size() >= s.limits_.max_header_count)
             return s.fail(ParseError::HeadTooLarge, "too many header fields");
         s.head_.headers.push_back({});
-        s.in_value_ = false;
+        s.in_field_ = true;
     }
     s.head_.headers.back().name.append(at, length);
+    return 0;
+}
+
+int HttpParser::onHeaderFieldComplete(llhttp_t* p) {
+    self(p).in_field_ = false; // an empty value calls no value callback: fields delimit
     return 0;
 }
 
@@ -117,11 +124,17 @@ int HttpParser::onHeaderValue(llhttp_t* p, const char* at, size_t length) {
     if (!s.countHeadBytes(length))
         return s.fail(ParseError::HeadTooLarge, "header section too large");
     // llhttp lets obs-fold and some control bytes through in values; a value
-    // that two parsers could read differently is a smuggling vector.
+    // that two parsers could read differently is a smuggling vector. A folded
+    // line shows as a value callback right after a line feed.
+    const char* q = at;
+    while (q > s.exec_start_ && (q[-1] == ' ' || q[-1] == '\t'))
+        --q;
+    char before = q > s.exec_start_ ? q[-1] : s.last_byte_;
+    if (length > 0 && before == '\n') // (an empty value's span may start on the next line)
+        return s.fail(ParseError::Malformed, "obsolete line folding in header value");
     for (size_t i = 0; i < length; ++i)
         if (isControlByte(static_cast<unsigned char>(at[i])))
             return s.fail(ParseError::Malformed, "control character in header value");
-    s.in_value_ = true;
     if (s.head_.headers.empty())
         return s.fail(ParseError::Malformed, "header value without name");
     s.head_.headers.back().value.append(at, length);
@@ -164,8 +177,10 @@ int HttpParser::onHeadersComplete(llhttp_t* p) {
     h.upgrade = p->upgrade != 0;
     s.head_complete_ = true;
     int rc = s.handler_.onHead();
-    if (rc == 0 && s.request_is_head_ && llhttp_get_type(p) == HTTP_RESPONSE)
-        return 1;
+    if (rc == 0 && llhttp_get_type(p) == HTTP_RESPONSE &&
+        (s.request_is_head_ || (h.status >= 100 && h.status < 200 && h.status != 101) ||
+         h.status == 204 || h.status == 304))
+        return 1; // no body, whatever Content-Length says (RFC 9110 6.4.1)
     return rc;
 }
 
@@ -176,11 +191,43 @@ int HttpParser::onBodyData(llhttp_t* p, const char* at, size_t length) {
 int HttpParser::onMessageDone(llhttp_t* p) {
     auto& s = self(p);
     s.in_message_ = false;
+    s.scan_started_ = false; // the next message's head gets its own scan
     return s.handler_.onMessageComplete();
 }
 
+bool HttpParser::headEndsWithBareLf(const char* data, size_t length) {
+    // llhttp (even strict) takes "\r\n\n" as the end of a head. Scan head bytes,
+    // up to the real "\r\n\r\n", for that bare LF; body bytes are never scanned.
+    for (size_t i = 0; i < length; ++i) {
+        head_tail_ = (head_tail_ << 8) | static_cast<unsigned char>(data[i]);
+        if ((head_tail_ & 0xffffffu) == 0x0d0a0a)
+            return true;
+        if (head_tail_ == 0x0d0a0d0a) {
+            head_tail_ = 0;
+            scan_done_ = true;
+            return false;
+        }
+    }
+    return false;
+}
+
 HttpParser::Result HttpParser::execute(const char* data, size_t length) {
+    if (!in_message_ || !head_complete_) {
+        if (!in_message_ && !scan_started_) {
+            scan_started_ = true;
+            scan_done_ = false;
+            head_tail_ = 0;
+        }
+        if (!scan_done_ && headEndsWithBareLf(data, length)) {
+            error_ = ParseError::Malformed;
+            error_reason_ = "bare LF in the header section";
+            return {Status::Error, 0};
+        }
+    }
+    exec_start_ = data;
     llhttp_errno_t rc = llhttp_execute(&parser_, data, length);
+    if (length > 0)
+        last_byte_ = data[length - 1];
     if (rc == HPE_OK)
         return {Status::Ok, length};
     size_t consumed = static_cast<size_t>(llhttp_get_error_pos(&parser_) - data);
@@ -201,7 +248,8 @@ void HttpParser::resume() {
 }
 
 bool HttpParser::finish() {
-    return llhttp_finish(&parser_) == HPE_OK;
+    llhttp_errno_t rc = llhttp_finish(&parser_);
+    return rc == HPE_OK || rc == HPE_PAUSED; // a handler may pause at the message end
 }
 
 } // namespace pooled

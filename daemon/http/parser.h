@@ -77,6 +77,7 @@ private:
     static int onStatus(llhttp_t* p, const char* at, size_t length);
     static int onHeaderField(llhttp_t* p, const char* at, size_t length);
     static int onHeaderValue(llhttp_t* p, const char* at, size_t length);
+    static int onHeaderFieldComplete(llhttp_t* p);
     static int onHeadersComplete(llhttp_t* p);
     static int onBodyData(llhttp_t* p, const char* at, size_t length);
     static int onMessageDone(llhttp_t* p);
@@ -85,6 +86,7 @@ private:
     int fail(ParseError error, const char* reason);
     bool countHeadBytes(size_t length);
     int checkHead();
+    bool headEndsWithBareLf(const char* data, size_t length);
 
     llhttp_t parser_;
     Handler& handler_;
@@ -93,10 +95,15 @@ private:
     ParseError error_ = ParseError::None;
     std::string error_reason_;
     size_t head_bytes_ = 0;
-    bool in_value_ = false;
+    bool in_field_ = false;
+    uint32_t head_tail_ = 0; // last bytes of the head scanned for a bare LF
+    bool scan_started_ = false;
+    bool scan_done_ = false;
     bool in_message_ = false;
     bool head_complete_ = false;
     bool request_is_head_ = false;
+    const char* exec_start_ = nullptr; // input of the running execute()
+    char last_byte_ = 0;               // last byte of the previous execute()
 };
 
 } // namespace pooled

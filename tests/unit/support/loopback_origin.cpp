@@ -77,9 +77,8 @@ void LoopbackOrigin::onRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* 
             w->bytes = self->response_;
             uv_buf_t out = uv_buf_init(w->bytes.data(), static_cast<unsigned>(w->bytes.size()));
             w->req.data = w;
-            if (uv_write(&w->req, stream, &out, 1,
-                         [](uv_write_t* req, int) { delete static_cast<WriteRequest*>(req->data); }) !=
-                0)
+            auto done = [](uv_write_t* req, int) { delete static_cast<WriteRequest*>(req->data); };
+            if (uv_write(&w->req, stream, &out, 1, done) != 0)
                 delete w;
         }
     } else if (nread < 0) {
