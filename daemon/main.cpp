@@ -1,6 +1,8 @@
 // pooled: command line and start-up only. The work happens in Worker.
 #include "config/config_loader.h"
+#include "core/reloader.h"
 #include "core/signals.h"
+#include "core/systemd_notify.h"
 #include "core/worker.h"
 
 #include <CLI/CLI.hpp>
@@ -10,6 +12,8 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <functional>
 #include <memory>
 
 using namespace pooled;
@@ -19,7 +23,8 @@ namespace {
 // Diagnostics go to stderr; stdout belongs to the access log.
 void setupDiagnostics(const std::string& level) {
     auto logger = spdlog::stderr_logger_mt("pooled");
-    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%f%z %l %v");
+    // Under systemd the journal stamps every line itself (JOURNAL_STREAM says stderr is it).
+    logger->set_pattern(std::getenv("JOURNAL_STREAM") ? "%l %v" : "%Y-%m-%dT%H:%M:%S.%f%z %l %v");
     spdlog::set_default_logger(logger);
     spdlog::set_level(spdlog::level::from_str(level));
 }
@@ -56,7 +61,8 @@ int checkConfig(const std::string& path) {
     }
 }
 
-int run(Config config) {
+// `reload_config` reads the config again for SIGHUP (file plus command-line overrides).
+int run(Config config, std::function<Config()> reload_config) {
     setupDiagnostics(config.log_level);
     // A peer that vanishes mid-write must be an error value, not a process kill.
     std::signal(SIGPIPE, SIG_IGN);
@@ -66,10 +72,20 @@ int run(Config config) {
     {
         auto shared = std::make_shared<const Config>(std::move(config));
         Worker worker(&loop, shared);
-        SignalHandlers signals(&loop, [&worker] { worker.shutdown(); });
+        const SystemdNotifier notifier = SystemdNotifier::fromEnvironment();
+        SignalHandlers signals(&loop, [&worker, &notifier] {
+            notifier.stopping("draining: " + worker.statusLine());
+            worker.shutdown();
+        });
+        Reloader reloader(&loop, worker, notifier, std::move(reload_config));
+        WatchdogTimer watchdog(&loop, notifier, [&worker, &notifier] {
+            notifier.status(worker.statusLine());
+        });
         try {
+            worker.setInheritedListenFds(takeListenFds());
             worker.start();
             spdlog::info("pooled {} ready", POOLED_VERSION);
+            notifier.ready(worker.statusLine());
         } catch (const std::exception& e) {
             spdlog::error("{}", e.what());
             exit_code = 1;
@@ -79,6 +95,8 @@ int run(Config config) {
             signals.close();
         uv_run(&loop, UV_RUN_DEFAULT);
         signals.close();
+        reloader.close();
+        watchdog.close();
         uv_run(&loop, UV_RUN_DEFAULT);
     }
     uv_run(&loop, UV_RUN_DEFAULT); // close callbacks of whatever the Worker retired last
@@ -125,5 +143,13 @@ int main(int argc, char** argv) {
         }
         config.log_level = log_level;
     }
-    return run(std::move(config));
+    auto reload_config = [config_path, listen, log_level] {
+        Config next = config_path.empty() ? defaultConfig() : loadConfigFile(config_path);
+        if (!listen.empty())
+            applyListenOverride(next, listen);
+        if (!log_level.empty())
+            next.log_level = log_level;
+        return next;
+    };
+    return run(std::move(config), reload_config);
 }

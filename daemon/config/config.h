@@ -84,6 +84,13 @@ struct AccessLogConfig {
     std::string output = "stdout"; // stdout | stderr | a file path
 };
 
+// The admin endpoint (/healthz, /readyz, /metrics, /pools) on its own listener.
+struct AdminConfig {
+    bool enabled = false;              // off by default: a second port is opt-in
+    std::string address = "127.0.0.1";
+    uint16_t port = 9901;              // 0 = ephemeral (the bound port is logged)
+};
+
 struct ConnectConfig {
     std::vector<uint16_t> allowed_ports{443, 80};
 };
@@ -98,6 +105,7 @@ struct Config {
     DnsConfig dns;
     AccessLogConfig access_log;
     ConnectConfig connect;
+    AdminConfig admin;
     std::string log_level = "info"; // trace debug info warn error critical off
     std::string via_name = "pooled"; // Via: 1.1 <via_name>
 };

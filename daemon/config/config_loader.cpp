@@ -160,6 +160,9 @@ public:
                     {"connect", [&](const YAML::Node& n, const std::string& p) {
                          readConnect(n, p, config.connect);
                      }},
+                    {"admin", [&](const YAML::Node& n, const std::string& p) {
+                         readAdmin(n, p, config.admin);
+                     }},
                     oneOf("log_level", config.log_level,
                           {"trace", "debug", "info", "warn", "error", "critical", "off"}),
                     {"via_name", [&](const YAML::Node& n, const std::string& p) {
@@ -533,6 +536,24 @@ private:
                 });
     }
 
+    void readAdmin(const YAML::Node& node, const std::string& path, AdminConfig& a) {
+        readMap(node, path,
+                {
+                    {"enabled", [&](const YAML::Node& n, const std::string& p) {
+                         a.enabled = boolean(n, p);
+                     }},
+                    {"address", [&](const YAML::Node& n, const std::string& p) {
+                         try {
+                             const ListenerConfig parsed = parseListenAddress(scalar(n, p));
+                             a.address = parsed.address;
+                             a.port = parsed.port;
+                         } catch (const std::invalid_argument& e) {
+                             fail(p, e.what());
+                         }
+                     }},
+                });
+    }
+
     // `lowPath` must not exceed `highPath`. Blames whichever of the two the file wrote, so the
     // message points at a line the user can change.
     template <typename T>
@@ -591,6 +612,12 @@ private:
             if (!listener.route.empty() && routeIndex.count(listener.route) == 0)
                 fail(at + ".route", "no route named '" + listener.route + "'");
         }
+
+        if (config.admin.enabled && config.admin.port != 0 &&
+            bound.count({config.admin.address, config.admin.port}))
+            fail("admin.address", "address " + config.admin.address + ":" +
+                                      std::to_string(config.admin.port) +
+                                      " is already a proxy listener");
 
         const PoolConfig& pool = config.pool;
         requireNotAbove("pool.max_idle_per_host", pool.max_idle_per_host,

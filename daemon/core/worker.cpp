@@ -4,6 +4,7 @@
 #include "dns/resolver.h"
 #include "net/listener.h"
 #include "observe/access_log.h"
+#include "observe/admin_server.h"
 #include "pool/pool_manager.h"
 #include "proxy/client_session.h"
 
@@ -33,16 +34,31 @@ Worker::Worker(uv_loop_t* loop, std::shared_ptr<const Config> config)
 Worker::~Worker() = default;
 
 void Worker::start() {
-    for (const auto& lc : config_->listeners) {
+    if (inherited_fds_.size() > config_->listeners.size())
+        throw std::runtime_error("socket activation passed " +
+                                 std::to_string(inherited_fds_.size()) +
+                                 " sockets (LISTEN_FDS) but the config has " +
+                                 std::to_string(config_->listeners.size()) +
+                                 " listeners: give each socket a listener, in the same order");
+    for (size_t i = 0; i < config_->listeners.size(); ++i) {
+        const auto& lc = config_->listeners[i];
         auto listener = std::make_unique<Listener>(*this, lc);
         auto* raw = listener.get();
         listeners_.push_back(std::move(listener));
+        if (i < inherited_fds_.size())
+            raw->setInheritedFd(inherited_fds_[i]);
         raw->start();
         if (lc.route.empty())
             spdlog::info("listening on {}", raw->boundAddress());
         else
             spdlog::info("listening on {} route={}", raw->boundAddress(), lc.route);
     }
+    if (config_->admin.enabled) {
+        admin_ = std::make_unique<AdminServer>(*this, config_->admin);
+        admin_->start();
+        spdlog::info("admin listening on {}", admin_->boundAddress());
+    }
+    started_ = true;
 }
 
 void Worker::onPrepare(uv_prepare_t* handle) {
@@ -109,6 +125,7 @@ void Worker::shutdown() {
     for (auto& listener : listeners_)
         retire(std::move(listener));
     listeners_.clear();
+    // The admin endpoint stays up while draining: /readyz answers 503 meanwhile.
     pools_->closeIdle();
     // Idle sessions close now; busy ones close when their request ends.
     std::vector<ClientSession*> sessions;
@@ -143,6 +160,7 @@ void Worker::finishShutdown() {
     pools_->closeIdle();
     pools_.reset(); // retires every remaining upstream connection
     deferred_.clear();
+    retire(std::move(admin_));
     access_log_->flush();
     closer_.add(reinterpret_cast<uv_handle_t*>(&prepare_));
     closer_.add(reinterpret_cast<uv_handle_t*>(&check_));

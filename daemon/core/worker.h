@@ -6,6 +6,7 @@
 #include "config/config.h"
 #include "core/closable.h"
 #include "core/write_request.h"
+#include "observe/metrics.h"
 
 #include <uv.h>
 
@@ -19,6 +20,7 @@
 namespace pooled {
 
 class AccessLog;
+class AdminServer;
 class ClientSession;
 class Listener;
 class PoolManager;
@@ -43,9 +45,24 @@ public:
     // timeout, close the rest; the loop then runs out of handles.
     void shutdown();
     bool draining() const { return draining_; }
+    // Listening and not draining: what /readyz reports.
+    bool ready() const { return started_ && !draining_; }
+    // SIGHUP with a config that loaded: new work uses `next` (sessions keep the snapshot they
+    // started with), changed listeners are re-bound, pools of removed routes drain. Throws
+    // std::runtime_error, with the running config left in place, if a new address cannot be
+    // bound.
+    void reload(std::shared_ptr<const Config> next);
+    // Sockets passed by systemd socket activation, used by the listeners in config order.
+    void setInheritedListenFds(std::vector<int> fds) { inherited_fds_ = std::move(fds); }
+    // One-line state for systemd's STATUS=.
+    std::string statusLine() const;
 
     uv_loop_t* loop() const { return loop_; }
     const Config& config() const { return *config_; }
+    const std::shared_ptr<const Config>& configPtr() const { return config_; }
+    Metrics& metrics() { return metrics_; }
+    const Metrics& metrics() const { return metrics_; }
+    LiveGauges liveGauges() const;
     Resolver& resolver() { return *resolver_; }
     AccessLog& accessLog() { return *access_log_; }
     PoolManager& pools() { return *pools_; }
@@ -83,6 +100,9 @@ private:
     std::unique_ptr<Resolver> resolver_;
     std::unique_ptr<AccessLog> access_log_;
     std::unique_ptr<PoolManager> pools_;
+    std::unique_ptr<AdminServer> admin_;
+    std::vector<int> inherited_fds_;
+    Metrics metrics_;
     std::vector<std::unique_ptr<Listener>> listeners_;
     std::unordered_map<ClientSession*, std::unique_ptr<ClientSession>> sessions_;
     std::unordered_map<Closable*, std::unique_ptr<Closable>> closing_;
@@ -100,6 +120,7 @@ private:
     uint64_t tick_ = 0;
     std::vector<std::pair<uint64_t, std::function<void()>>> deferred_;
     bool draining_ = false;
+    bool started_ = false;
     bool finished_ = false;
 };
 

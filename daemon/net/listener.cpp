@@ -29,6 +29,15 @@ Listener::Listener(Worker& worker, const ListenerConfig& config)
 }
 
 void Listener::start() {
+    if (inherited_fd_ >= 0) {
+        int rc = uv_tcp_open(&tcp_, inherited_fd_);
+        if (rc == 0)
+            rc = uv_listen(reinterpret_cast<uv_stream_t*>(&tcp_), 1024, &Listener::onConnection);
+        if (rc != 0)
+            throw std::runtime_error("cannot listen on inherited socket (fd " +
+                                     std::to_string(inherited_fd_) + "): " + uv_strerror(rc));
+        return;
+    }
     sockaddr_storage address{};
     int rc = config_.address.find(':') != std::string::npos
                  ? uv_ip6_addr(config_.address.c_str(), config_.port,

@@ -20,6 +20,10 @@ public:
     // The bound address, e.g. "127.0.0.1:3128" (the real port when 0 was asked).
     std::string boundAddress() const;
     const ListenerConfig& config() const { return config_; }
+    // Socket activation: start() listens on this already bound socket instead of binding.
+    void setInheritedFd(int fd) { inherited_fd_ = fd; }
+    // A reload that keeps the address may change what the listener routes to.
+    void setRoute(std::string route) { config_.route = std::move(route); }
     void close(std::function<void()> on_closed) override;
 
 private:
@@ -29,6 +33,7 @@ private:
     Worker& worker_;
     ListenerConfig config_;
     uv_tcp_t tcp_;
+    int inherited_fd_ = -1;
     HandleCloser closer_;
 };
 

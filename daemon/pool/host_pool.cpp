@@ -131,6 +131,7 @@ void HostPool::openOne() {
         c->setExpiresUs(c->createdUs() + lifetime_us - jitter(worker_.random()));
     }
     connections_.emplace(c, std::move(owned));
+    worker_.metrics().onUpstreamCreated();
     ++connecting_;
     c->setEvents(this);
     c->open();
@@ -200,6 +201,7 @@ void HostPool::onUpstreamConnectFailed(UpstreamConnection& connection, const Pro
         auto owned = std::move(it->second);
         connections_.erase(it);
         worker_.retire(std::move(owned));
+        worker_.metrics().onUpstreamClosed(error.token);
         manager_.slotFreed();
     }
     // Fail the waiters that no remaining connection will serve; opening another
@@ -215,9 +217,10 @@ void HostPool::onUpstreamConnectFailed(UpstreamConnection& connection, const Pro
 
 void HostPool::onUpstreamError(UpstreamConnection& connection, const ProxyError& error) {
     // Only idle connections report here: the origin closed one, or it timed out.
-    if (std::string_view(error.token) != "idle_timeout")
+    const bool timed_out = std::string_view(error.token) == "idle_timeout";
+    if (!timed_out)
         learnIdleClose((monotonicUs() - connection.idleSinceUs()) / 1000);
-    discard(connection);
+    discard(connection, timed_out ? "idle_timeout" : "origin_closed");
 }
 
 void HostPool::learnIdleClose(int64_t idle_ms) {
@@ -239,6 +242,24 @@ void HostPool::removeIdle(UpstreamConnection& connection) {
         idle_.erase(it);
 }
 
+// Why release() did not keep a connection, for the closed-connections metric.
+std::string_view HostPool::closeCause(const UpstreamConnection& connection, bool reusable,
+                                      int64_t idle_timeout) const {
+    const auto& pool = worker_.config().pool;
+    if (!reusable || !connection.responseAllowsReuse())
+        return "not_reusable";
+    if (worker_.draining())
+        return "shutdown";
+    if (idle_timeout <= 0)
+        return "idle_timeout";
+    if (pool.max_requests_per_connection != 0 &&
+        connection.requests() >= pool.max_requests_per_connection)
+        return "max_requests";
+    if (connection.expiresUs() != 0 && monotonicUs() >= connection.expiresUs())
+        return "lifetime";
+    return idle_.size() >= pool.max_idle_per_host ? "max_idle" : "pool_full";
+}
+
 void HostPool::release(UpstreamConnection& connection, bool reusable) {
     const auto& pool = worker_.config().pool;
     connection.setEvents(this);
@@ -254,7 +275,7 @@ void HostPool::release(UpstreamConnection& connection, bool reusable) {
                  connection.requests() < pool.max_requests_per_connection) &&
                 (connection.expiresUs() == 0 || monotonicUs() < connection.expiresUs());
     if (!keep) {
-        discard(connection);
+        discard(connection, closeCause(connection, reusable, idle_timeout));
         return;
     }
     connection.enterIdle(idle_timeout);
@@ -264,11 +285,12 @@ void HostPool::release(UpstreamConnection& connection, bool reusable) {
         scheduleServe();
 }
 
-void HostPool::discard(UpstreamConnection& connection) {
+void HostPool::discard(UpstreamConnection& connection, std::string_view cause) {
     removeIdle(connection);
     auto it = connections_.find(&connection);
     if (it == connections_.end())
         return;
+    worker_.metrics().onUpstreamClosed(cause);
     auto owned = std::move(it->second);
     connections_.erase(it);
     owned->setEvents(nullptr);
@@ -286,6 +308,7 @@ std::unique_ptr<UpstreamConnection> HostPool::detach(UpstreamConnection& connect
         return nullptr;
     auto owned = std::move(it->second);
     connections_.erase(it);
+    worker_.metrics().onUpstreamClosed("upgraded"); // leaves the pool as a tunnel
     manager_.slotFreed();
     openForWaiters();
     return owned;
@@ -294,7 +317,7 @@ std::unique_ptr<UpstreamConnection> HostPool::detach(UpstreamConnection& connect
 bool HostPool::closeOldestIdle() {
     for (auto* c : idle_) {
         if (c->releasedTick() < worker_.tick()) {
-            discard(*c);
+            discard(*c, "pool_full");
             return true;
         }
     }
@@ -303,7 +326,7 @@ bool HostPool::closeOldestIdle() {
 
 void HostPool::closeIdle() {
     while (!idle_.empty())
-        discard(*idle_.front());
+        discard(*idle_.front(), "drained");
 }
 
 void HostPool::failWaiters(const ProxyError& error) {

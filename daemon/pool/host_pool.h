@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <list>
 #include <memory>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -62,8 +63,8 @@ public:
     void cancel(PoolWaiter& waiter);
     // The request is done with the connection: keep it idle if reuse is allowed.
     void release(UpstreamConnection& connection, bool reusable);
-    // Close the connection; it is never reused.
-    void discard(UpstreamConnection& connection);
+    // Close the connection; it is never reused. `cause` labels the closed-connections metric.
+    void discard(UpstreamConnection& connection, std::string_view cause = "request_failed");
     // Hand the connection over for good (an upgraded tunnel); it leaves the pool.
     std::unique_ptr<UpstreamConnection> detach(UpstreamConnection& connection);
     // Global limit pressure: close the least recently used idle connection.
@@ -77,6 +78,7 @@ public:
     HostPoolStats stats() const;
     const PoolKey& key() const { return key_; }
     int64_t effectiveIdleTimeoutMs() const;
+    int64_t learnedIdleMs() const { return learned_idle_ms_; }
 
     // UpstreamEvents: connections being opened or sitting idle report here.
     void onUpstreamConnected(UpstreamConnection& connection) override;
@@ -96,6 +98,8 @@ private:
     void removeIdle(UpstreamConnection& connection);
     void learnIdleClose(int64_t idle_ms);
     uint32_t busyCount() const;
+    std::string_view closeCause(const UpstreamConnection& connection, bool reusable,
+                                int64_t idle_timeout) const;
 
     PoolManager& manager_;
     Worker& worker_;

@@ -26,14 +26,14 @@ HttpParser::Limits requestLimits(const Config& config) {
 } // namespace
 
 ClientSession::ClientSession(Worker& worker, const ListenerConfig& listener)
-    : worker_(worker), listener_(listener),
-      parser_(HttpParser::Kind::Request, *this, requestLimits(worker.config())) {
+    : worker_(worker), config_(worker.configPtr()), listener_(listener),
+      parser_(HttpParser::Kind::Request, *this, requestLimits(*config_)) {
     uv_tcp_init(worker_.loop(), &tcp_);
     uv_timer_init(worker_.loop(), &timer_);
     tcp_.data = this;
     timer_.data = this;
     if (!listener_.route.empty())
-        listener_route_ = findRoute(worker_.config(), listener_.route);
+        listener_route_ = findRoute(config(), listener_.route);
 }
 
 ClientSession::~ClientSession() = default;
@@ -45,7 +45,7 @@ void ClientSession::start() {
     if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&peer), &length) == 0)
         client_address_ = formatSockaddr(reinterpret_cast<const sockaddr*>(&peer));
     phase_ = Phase::Idle;
-    armTimer(worker_.config().timeouts.client_idle.count(), Phase::Idle);
+    armTimer(config().timeouts.client_idle.count(), Phase::Idle);
     startReadingClient();
 }
 
@@ -82,7 +82,7 @@ void ClientSession::updateClientReading() {
     if (phase_ == Phase::Closing)
         return;
     bool hold = upstream_write_blocked_ ||
-                pending_input_.size() >= worker_.config().buffers.read_buffer;
+                pending_input_.size() >= config().buffers.read_buffer;
     if (hold)
         stopReadingClient();
     else
@@ -144,12 +144,29 @@ void ClientSession::onClientEof() {
     end();
 }
 
+// Between requests nothing points into the snapshot (route_ was reset), so a keep-alive
+// client moves to a reloaded config here; a request in flight keeps the one it began with.
+void ClientSession::refreshConfig() {
+    const auto& current = worker_.configPtr();
+    if (config_ == current)
+        return;
+    const RouteConfig* route = nullptr;
+    if (!listener_.route.empty()) {
+        route = findRoute(*current, listener_.route);
+        if (!route)
+            return; // this listener's route is gone: its sessions finish on the old config
+    }
+    config_ = current;
+    listener_route_ = route;
+}
+
 void ClientSession::beginRequestHead() {
+    refreshConfig();
     phase_ = Phase::ReadingHead;
     request_start_us_ = monotonicUs();
     record_ = RequestRecord{};
     record_.start_unix_us = wallClockUs();
-    armTimer(worker_.config().timeouts.request_header.count(), Phase::ReadingHead);
+    armTimer(config().timeouts.request_header.count(), Phase::ReadingHead);
 }
 
 void ClientSession::feedParser() {
@@ -225,7 +242,7 @@ bool ClientSession::writeClient(std::initializer_list<std::string_view> parts) {
     if (writeParts(stream(), parts, worker_.writeBuffers(), this,
                    &ClientSession::onClientWriteDone) != 0)
         return false;
-    if (clientWriteQueue() > worker_.config().buffers.high_water && !client_write_blocked_) {
+    if (clientWriteQueue() > config().buffers.high_water && !client_write_blocked_) {
         client_write_blocked_ = true;
         if (upstream_)
             upstream_->pauseReading();
@@ -254,7 +271,7 @@ void ClientSession::onClientWriteDone(void* owner, int status) {
         return;
     }
     if (self->client_write_blocked_ &&
-        self->clientWriteQueue() <= self->worker_.config().buffers.low_water)
+        self->clientWriteQueue() <= self->config().buffers.low_water)
         self->onClientDrained();
 }
 
@@ -270,7 +287,7 @@ void ClientSession::sendError(const ProxyError& error, bool close) {
     record_.status = error.status;
     record_.error = error.token;
     record_.detail = error.detail;
-    writeClient({renderErrorResponse(worker_.config().via_name, error, close)});
+    writeClient({renderErrorResponse(config().via_name, error, close)});
 }
 
 void ClientSession::sendErrorAndClose(const ProxyError& error) {

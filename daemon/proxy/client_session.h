@@ -93,6 +93,7 @@ private:
     void finishRequest();
     void nextRequest();
     void beginRequestHead();
+    void refreshConfig();
     void flushUpstream();
     void releaseUpstream(bool reusable);
     void writeLog();
@@ -113,7 +114,11 @@ private:
     void closeTunnelIfDone();
 
     Worker& worker_;
-    const ListenerConfig& listener_;
+    // The config of the request in flight: a reload (Worker::reload) swaps the worker's,
+    // and this session moves to it only between requests (refreshConfig).
+    std::shared_ptr<const Config> config_;
+    const Config& config() const { return *config_; }
+    ListenerConfig listener_; // a copy: a reload may close the Listener it came from
     const RouteConfig* listener_route_ = nullptr;
     uv_tcp_t tcp_;
     uv_timer_t timer_;

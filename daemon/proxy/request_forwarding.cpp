@@ -45,7 +45,7 @@ void ClientSession::handleRequestHead() {
     }
     target_ = std::move(*target);
     ProxyError error;
-    RouteContext context{worker_.config(), listener_route_,
+    RouteContext context{config(), listener_route_,
                          http_in_tunnel_ && tunnel_authority_ ? &*tunnel_authority_ : nullptr};
     auto decision = routeRequest(context, request_, target_, error);
     if (!decision) {
@@ -60,7 +60,7 @@ void ClientSession::handleRequestHead() {
     record_.route = route_.route ? route_.route->name : "";
     request_head_bytes_.clear();
     appendUpstreamRequestHead(request_head_bytes_, request_,
-                              {route_.path, route_.authority, worker_.config().via_name,
+                              {route_.path, route_.authority, config().via_name,
                                request_.upgrade});
     phase_ = Phase::Waiting;
     wait_start_us_ = monotonicUs();
@@ -81,7 +81,7 @@ void ClientSession::checkoutUpstream() {
         attachUpstream(*result.connection);
         return;
     case Checkout::Kind::Queued:
-        armTimer(worker_.config().pool.queue_timeout.count(), Phase::Waiting);
+        armTimer(config().pool.queue_timeout.count(), Phase::Waiting);
         return;
     case Checkout::Kind::Failed:
         failRequest(result.error);
@@ -133,7 +133,7 @@ void ClientSession::flushUpstream() {
             request_body_started_ = true; // from now on the request cannot be replayed
         upstream_->write({head, upstream_body_});
         upstream_body_.clear();
-        if (upstream_ && upstream_->writeQueueSize() > worker_.config().buffers.high_water)
+        if (upstream_ && upstream_->writeQueueSize() > config().buffers.high_water)
             upstream_write_blocked_ = true;
     }
     if (upstream_ && request_complete_ && !request_sent_) {
@@ -159,7 +159,7 @@ void ClientSession::onUpstreamResponseHead(UpstreamConnection& connection, Messa
         if (head.status != 100 && !request_.isHttp10()) {
             std::string out;
             appendClientResponseHead(out, head, {BodyFraming::None, true, false, false,
-                                                 worker_.config().via_name});
+                                                 config().via_name});
             writeClient({out});
         }
         return;
@@ -179,7 +179,7 @@ void ClientSession::onUpstreamResponseHead(UpstreamConnection& connection, Messa
         keep_alive_ = false; // early answers: the rest of the request body is not ours to parse
     std::string out;
     appendClientResponseHead(out, head, {response_framing_, keep_alive_, request_.isHttp10(),
-                                         false, worker_.config().via_name});
+                                         false, config().via_name});
     response_head_sent_ = true;
     writeClient({out});
 }
@@ -300,7 +300,7 @@ void ClientSession::nextRequest() {
     upstream_write_blocked_ = false;
     response_framing_ = BodyFraming::None;
     logged_ = false;
-    armTimer(worker_.config().timeouts.client_idle.count(), Phase::Idle);
+    armTimer(config().timeouts.client_idle.count(), Phase::Idle);
     if (!pending_input_.empty()) {
         // A pipelined request is already here.
         beginRequestHead();
@@ -314,6 +314,7 @@ void ClientSession::writeLog() {
         return;
     logged_ = true;
     worker_.counters().requests++;
+    worker_.metrics().onRequest(record_, monotonicUs() - request_start_us_);
     if (!worker_.accessLog().enabled())
         return;
     record_.client = client_address_;

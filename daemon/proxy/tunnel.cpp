@@ -45,7 +45,7 @@ void ClientSession::handleConnect() {
     record_.host = authority->host;
     record_.port = authority->port;
     record_.path = request_.target;
-    const auto& allowed = worker_.config().connect.allowed_ports;
+    const auto& allowed = config().connect.allowed_ports;
     if (std::find(allowed.begin(), allowed.end(), authority->port) == allowed.end()) {
         keep_alive_ = false;
         failRequest({403, "http_request_denied",
@@ -92,7 +92,7 @@ void ClientSession::openTunnel() {
         worker_.nextConnectionId());
     tunnel_->setEvents(this);
     record_.upstream_conn_id = tunnel_->id();
-    armTimer(worker_.config().timeouts.connect.count() + worker_.config().dns.timeout.count(),
+    armTimer(config().timeouts.connect.count() + config().dns.timeout.count(),
              Phase::Tunnel);
     tunnel_->open();
 }
@@ -103,7 +103,7 @@ void ClientSession::onUpstreamConnected(UpstreamConnection& connection) {
     record_.dns_us = connection.dnsUs();
     record_.connect_us = connection.connectUs();
     connection.enterRaw();
-    armTimer(worker_.config().timeouts.tunnel_idle.count(), Phase::Tunnel);
+    armTimer(config().timeouts.tunnel_idle.count(), Phase::Tunnel);
     if (!pending_input_.empty()) {
         record_.bytes_in += pending_input_.size();
         connection.write({pending_input_});
@@ -125,7 +125,7 @@ void ClientSession::upgradeToTunnel(UpstreamConnection& connection, const Messag
     record_.status = 101;
     std::string out;
     appendClientResponseHead(out, head,
-                             {BodyFraming::None, true, false, true, worker_.config().via_name});
+                             {BodyFraming::None, true, false, true, config().via_name});
     response_head_sent_ = true;
     writeClient({out});
     upstream_ = nullptr;
@@ -133,7 +133,7 @@ void ClientSession::upgradeToTunnel(UpstreamConnection& connection, const Messag
     tunnel_->setEvents(this);
     tunnel_->enterRaw();
     phase_ = Phase::Tunnel;
-    armTimer(worker_.config().timeouts.tunnel_idle.count(), Phase::Tunnel);
+    armTimer(config().timeouts.tunnel_idle.count(), Phase::Tunnel);
     if (!pending_input_.empty()) {
         record_.bytes_in += pending_input_.size();
         tunnel_->write({pending_input_});
@@ -146,7 +146,7 @@ void ClientSession::onUpstreamRaw(UpstreamConnection&, const char* data, size_t 
     if (phase_ != Phase::Tunnel)
         return;
     record_.bytes_out += length;
-    armTimer(worker_.config().timeouts.tunnel_idle.count(), Phase::Tunnel);
+    armTimer(config().timeouts.tunnel_idle.count(), Phase::Tunnel);
     writeClient({std::string_view(data, length)});
 }
 
@@ -162,9 +162,9 @@ void ClientSession::onTunnelClientData(const char* data, size_t length) {
         return;
     }
     record_.bytes_in += length;
-    armTimer(worker_.config().timeouts.tunnel_idle.count(), Phase::Tunnel);
+    armTimer(config().timeouts.tunnel_idle.count(), Phase::Tunnel);
     tunnel_->write({std::string_view(data, length)});
-    if (tunnel_->writeQueueSize() > worker_.config().buffers.high_water) {
+    if (tunnel_->writeQueueSize() > config().buffers.high_water) {
         upstream_write_blocked_ = true;
         stopReadingClient();
     }
