@@ -94,6 +94,9 @@ int HttpParser::onUrl(llhttp_t* p, const char* at, size_t length) {
 
 int HttpParser::onStatus(llhttp_t* p, const char* at, size_t length) {
     auto& s = self(p);
+    for (size_t i = 0; i < length; ++i)
+        if (isControlByte(static_cast<unsigned char>(at[i])))
+            return s.fail(ParseError::Malformed, "control character in reason phrase");
     s.head_.reason.append(at, length);
     if (!s.countHeadBytes(length))
         return s.fail(ParseError::HeadTooLarge, "header section too large");
@@ -162,6 +165,10 @@ int HttpParser::checkHead() {
 
 int HttpParser::onHeadersComplete(llhttp_t* p) {
     auto& s = self(p);
+    // HTTP/0.9 (no version: llhttp accepts it, headers and all) and 2.x heads have
+    // no place on an HTTP/1.x hop.
+    if (llhttp_get_http_major(p) != 1 || llhttp_get_http_minor(p) > 1)
+        return s.fail(ParseError::Malformed, "unsupported HTTP version");
     if (int rc = s.checkHead(); rc != 0)
         return rc;
     auto& h = s.head_;

@@ -14,7 +14,8 @@
 namespace pooled {
 
 HostPool::HostPool(PoolManager& manager, Worker& worker, PoolKey key)
-    : manager_(manager), worker_(worker), key_(std::move(key)) {}
+    : manager_(manager), worker_(worker), key_(std::move(key)),
+      learned_idle_ms_(manager.learnedIdleMs(key_)) {}
 
 HostPool::~HostPool() {
     *alive_ = false;
@@ -274,6 +275,10 @@ void HostPool::release(UpstreamConnection& connection, bool reusable) {
                 (pool.max_requests_per_connection == 0 ||
                  connection.requests() < pool.max_requests_per_connection) &&
                 (connection.expiresUs() == 0 || monotonicUs() < connection.expiresUs());
+    // Another origin waits for a slot under max_connections_total: an idle
+    // connection here is worth less than its waiting request.
+    if (keep && waiters_.empty() && manager_.hasStarvedPools())
+        keep = false;
     if (!keep) {
         discard(connection, closeCause(connection, reusable, idle_timeout));
         return;

@@ -38,6 +38,20 @@ std::unique_ptr<UpstreamConnection> PoolManager::detach(UpstreamConnection& conn
     return poolFor(connection.key()).detach(connection);
 }
 
+bool PoolManager::hasStarvedPools() const {
+    for (auto* pool : starved_) {
+        auto s = pool->stats();
+        if (s.pending > s.connecting)
+            return true;
+    }
+    return false;
+}
+
+int64_t PoolManager::learnedIdleMs(const PoolKey& key) const {
+    auto it = learned_idle_ms_.find(key);
+    return it == learned_idle_ms_.end() ? -1 : it->second;
+}
+
 bool PoolManager::reserveSlot(HostPool& requester) {
     if (total_ < worker_.config().pool.max_connections_total) {
         ++total_;
@@ -72,8 +86,14 @@ void PoolManager::scheduleSweep() {
     worker_.defer([this] {
         sweep_scheduled_ = false;
         for (auto it = pools_.begin(); it != pools_.end();) {
-            if (it->second->empty() && !starved_.count(it->second.get()))
+            if (it->second->empty() && !starved_.count(it->second.get())) {
+                if (int64_t learned = it->second->learnedIdleMs(); learned >= 0) {
+                    if (learned_idle_ms_.size() >= 4096)
+                        learned_idle_ms_.clear(); // bounded: relearning is cheap
+                    learned_idle_ms_[it->first] = learned;
+                }
                 it = pools_.erase(it);
+            }
             else
                 ++it;
         }

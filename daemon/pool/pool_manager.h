@@ -27,6 +27,11 @@ public:
 
     // HostPool calls: a slot for a new connection (may close an idle one elsewhere).
     bool reserveSlot(HostPool& requester);
+    // True while some pool has requests blocked by max_connections_total.
+    bool hasStarvedPools() const;
+    // What a pool learned about its origin's idle timeout outlives the pool itself
+    // (a pool left empty is dropped; its next connection must not race the origin).
+    int64_t learnedIdleMs(const PoolKey& key) const;
     void slotFreed();
     // Pools that became empty are dropped on a later turn (bounded memory).
     void scheduleSweep();
@@ -45,6 +50,7 @@ private:
     Worker& worker_;
     std::unordered_map<PoolKey, std::unique_ptr<HostPool>, PoolKeyHash> pools_;
     std::unordered_set<HostPool*> starved_; // waiting for global capacity
+    std::unordered_map<PoolKey, int64_t, PoolKeyHash> learned_idle_ms_; // bounded
     uint32_t total_ = 0;
     bool sweep_scheduled_ = false;
 };

@@ -404,9 +404,9 @@ TEST_CASE("an idle connection the origin closes leaves the pool at once and teac
 }
 
 TEST_CASE("an idle timeout learned from an origin's close outlives an emptied pool",
-          "[pool][!mayfail]") {
-    // Known gap: an empty HostPool is swept on a later turn, and what it learned goes with it,
-    // so an origin that closes after ~100 ms keeps racing the configured 30 s idle timeout.
+          "[pool]") {
+    // An empty HostPool is swept on a later turn; what it learned must survive it, or an
+    // origin that closes after ~100 ms keeps racing the configured 30 s idle timeout.
     Harness h;
     auto& w = h.served();
     h.pools().release(*w.connection, true);
@@ -552,9 +552,8 @@ TEST_CASE("max_connections_total: a busy connection elsewhere makes the waiter w
 
 TEST_CASE("max_connections_total: a connection going idle serves a waiter of another key "
           "without waiting for its idle timeout",
-          "[pool][!mayfail]") {
-    // Known bug: HostPool::release keeps the connection idle and never tells the PoolManager,
-    // so a pool starved by the global limit waits until that idle connection times out (30 s).
+          "[pool]") {
+    // Keeping it idle would leave the starved pool waiting for the idle timeout (30 s).
     Config config = testConfig();
     config.pool.max_connections_total = 1;
     Harness h(config);
