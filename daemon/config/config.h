@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace pooled {
@@ -25,11 +26,34 @@ struct ListenerConfig {
     std::string route;                 // non-empty: origin-form requests go to this route
 };
 
+// TLS to one upstream (a route or a tls_origination rule); empty = the global defaults.
+struct UpstreamTlsConfig {
+    std::string ca_file;      // trust only these CAs instead of tls.ca_file
+    std::string client_cert;  // PEM certificate (chain) for mTLS, with client_key
+    std::string client_key;
+    std::string server_name;  // SNI and the name verified; default: the upstream host
+    bool insecure_skip_verify = false; // explicit only; warned about at start
+    bool operator==(const UpstreamTlsConfig&) const = default;
+};
+
 struct RouteConfig {
     std::string name;
     std::vector<std::string> hosts; // Host header patterns: "api.local" or "*.example.com"
     std::string upstream_url;       // as written, e.g. "http://api.internal:8080"
     UpstreamTarget upstream;        // parsed from upstream_url
+    UpstreamTlsConfig tls;          // https upstreams only
+};
+
+struct TlsConfig {
+    std::string ca_file = "/etc/ssl/certs/ca-certificates.crt"; // trust for https upstreams
+    std::string min_version = "1.2"; // mbedTLS 2.28 speaks TLS 1.2 only
+};
+
+// Absolute-form http:// requests to these hosts go upstream over HTTPS.
+struct TlsOriginationRule {
+    std::vector<std::string> hosts;                          // patterns, as for routes
+    std::vector<std::pair<uint16_t, uint16_t>> ports{{80, 443}}; // request port -> upstream port
+    UpstreamTlsConfig tls;
 };
 
 struct PoolConfig {
@@ -105,6 +129,8 @@ struct Config {
     DnsConfig dns;
     AccessLogConfig access_log;
     ConnectConfig connect;
+    TlsConfig tls;
+    std::vector<TlsOriginationRule> tls_origination;
     AdminConfig admin;
     std::string log_level = "info"; // trace debug info warn error critical off
     std::string via_name = "pooled"; // Via: 1.1 <via_name>

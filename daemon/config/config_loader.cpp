@@ -160,6 +160,12 @@ public:
                     {"connect", [&](const YAML::Node& n, const std::string& p) {
                          readConnect(n, p, config.connect);
                      }},
+                    {"tls", [&](const YAML::Node& n, const std::string& p) {
+                         readTls(n, p, config.tls);
+                     }},
+                    {"tls_origination", [&](const YAML::Node& n, const std::string& p) {
+                         readTlsOrigination(n, p, config.tls_origination);
+                     }},
                     {"admin", [&](const YAML::Node& n, const std::string& p) {
                          readAdmin(n, p, config.admin);
                      }},
@@ -421,6 +427,9 @@ private:
                              }
                              hasUpstream = true;
                          }},
+                        {"tls", [&](const YAML::Node& n, const std::string& p) {
+                             readUpstreamTls(n, p, route.tls);
+                         }},
                     });
             if (!hasName)
                 failAt(where(at), at + ".name", "a route needs a name");
@@ -554,6 +563,108 @@ private:
                 });
     }
 
+    // Per-upstream TLS settings. The files are read (and parsed) by the TLS context at start;
+    // here only their presence is checked, so check-config catches a typo in a path too.
+    void readUpstreamTls(const YAML::Node& node, const std::string& path, UpstreamTlsConfig& t) {
+        readMap(node, path,
+                {
+                    readableFile("ca_file", t.ca_file),
+                    readableFile("client_cert", t.client_cert),
+                    readableFile("client_key", t.client_key),
+                    {"server_name", [&](const YAML::Node& n, const std::string& p) {
+                         t.server_name = hostPattern(n, p);
+                         if (t.server_name.rfind("*.", 0) == 0)
+                             fail(p, "must be a host name, not a wildcard");
+                     }},
+                    {"insecure_skip_verify", [&](const YAML::Node& n, const std::string& p) {
+                         t.insecure_skip_verify = boolean(n, p);
+                     }},
+                });
+        if (t.client_cert.empty() != t.client_key.empty()) {
+            // Name the missing key, point at the one that was written.
+            const bool no_cert = t.client_cert.empty();
+            failAt(where(childPath(path, no_cert ? "client_key" : "client_cert")),
+                   childPath(path, no_cert ? "client_cert" : "client_key"),
+                   "client_cert and client_key go together (mTLS needs both)");
+        }
+    }
+
+    Field readableFile(std::string_view name, std::string& out) {
+        return {name, [this, &out](const YAML::Node& n, const std::string& p) {
+                    out = nonEmpty(n, p);
+                    errno = 0;
+                    std::ifstream in(out, std::ios::binary);
+                    const int error = errno;
+                    std::error_code ec;
+                    if (std::filesystem::is_directory(out, ec))
+                        fail(p, "cannot read '" + out + "': is a directory");
+                    if (!in)
+                        fail(p, "cannot read '" + out + "'" +
+                                    (error != 0 ? std::string(": ") + std::strerror(error) : ""));
+                }};
+    }
+
+    void readTls(const YAML::Node& node, const std::string& path, TlsConfig& t) {
+        readMap(node, path,
+                {
+                    {"ca_file", [&](const YAML::Node& n, const std::string& p) {
+                         t.ca_file = nonEmpty(n, p);
+                     }},
+                    {"min_version", [&](const YAML::Node& n, const std::string& p) {
+                         const std::string v = scalar(n, p);
+                         if (v != "1.2")
+                             fail(p, "'" + v + "' is not supported (mbedTLS 2.28: \"1.2\")");
+                         t.min_version = v;
+                     }},
+                });
+    }
+
+    void readTlsOrigination(const YAML::Node& node, const std::string& path,
+                            std::vector<TlsOriginationRule>& out) {
+        out.clear();
+        readList(node, path, [&](const YAML::Node& element, const std::string& at) {
+            TlsOriginationRule rule;
+            readMap(element, at,
+                    {
+                        {"hosts", [&](const YAML::Node& n, const std::string& p) {
+                             readList(n, p, [&](const YAML::Node& h, const std::string& hp) {
+                                 rule.hosts.push_back(hostPattern(h, hp));
+                             });
+                         }},
+                        {"ports", [&](const YAML::Node& n, const std::string& p) {
+                             readPortMap(n, p, rule.ports);
+                         }},
+                        {"tls", [&](const YAML::Node& n, const std::string& p) {
+                             readUpstreamTls(n, p, rule.tls);
+                         }},
+                    });
+            if (rule.hosts.empty())
+                failAt(where(at), at + ".hosts", "a tls_origination rule needs hosts");
+            out.push_back(std::move(rule));
+        });
+    }
+
+    // {80: 443, 8080: 8443}: request port -> upstream port. Written maps replace {80: 443}.
+    void readPortMap(const YAML::Node& node, const std::string& path,
+                     std::vector<std::pair<uint16_t, uint16_t>>& out) {
+        out.clear();
+        if (node.IsNull())
+            return;
+        if (!node.IsMap())
+            fail(path, "expected a map of ports (e.g. {80: 443}), got " + describe(node));
+        for (const auto& entry : node) {
+            const YAML::Node key = entry.first;
+            const YAML::Node value = entry.second;
+            const std::string sub = childPath(path, key.IsScalar() ? key.Scalar() : "?");
+            positions_[sub] = posOf(key.Mark());
+            const auto from = integer<uint16_t>(key, sub, 1, 65535);
+            for (const auto& [seen, to] : out)
+                if (seen == from)
+                    fail(sub, "duplicate port " + std::to_string(from));
+            out.emplace_back(from, integer<uint16_t>(value, sub, 1, 65535));
+        }
+    }
+
     // `lowPath` must not exceed `highPath`. Blames whichever of the two the file wrote, so the
     // message points at a line the user can change.
     template <typename T>
@@ -590,6 +701,9 @@ private:
         for (size_t i = 0; i < config.routes.size(); ++i) {
             const RouteConfig& route = config.routes[i];
             const std::string at = indexPath("routes", i);
+            if (route.upstream.scheme != "https" && !(route.tls == UpstreamTlsConfig{}))
+                fail(at + ".tls", "TLS settings need an https:// upstream, route '" + route.name +
+                                      "' has " + route.upstream_url);
             if (!routeIndex.emplace(route.name, i).second)
                 fail(at + ".name", "duplicate route name '" + route.name + "'");
             // Two routes claiming one host would make routing depend on file order.

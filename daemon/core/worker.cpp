@@ -7,6 +7,7 @@
 #include "observe/admin_server.h"
 #include "pool/pool_manager.h"
 #include "proxy/client_session.h"
+#include "tls/tls_context.h"
 
 #include <spdlog/spdlog.h>
 
@@ -33,7 +34,14 @@ Worker::Worker(uv_loop_t* loop, std::shared_ptr<const Config> config)
 
 Worker::~Worker() = default;
 
+TlsContext& Worker::tls() {
+    if (!tls_)
+        tls_ = std::make_unique<TlsContext>(*config_);
+    return *tls_;
+}
+
 void Worker::start() {
+    tls(); // TLS files are loaded before the first listener accepts
     if (inherited_fds_.size() > config_->listeners.size())
         throw std::runtime_error("socket activation passed " +
                                  std::to_string(inherited_fds_.size()) +

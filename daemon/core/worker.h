@@ -25,6 +25,7 @@ class ClientSession;
 class Listener;
 class PoolManager;
 class Resolver;
+class TlsContext;
 
 struct WorkerCounters {
     uint64_t client_connections = 0; // open now
@@ -64,6 +65,9 @@ public:
     const Metrics& metrics() const { return metrics_; }
     LiveGauges liveGauges() const;
     Resolver& resolver() { return *resolver_; }
+    // DRBG, CA chains, TLS profiles and saved sessions for https upstreams. Built by
+    // start(), which throws naming the key of a bad ca_file, certificate or key.
+    TlsContext& tls();
     AccessLog& accessLog() { return *access_log_; }
     PoolManager& pools() { return *pools_; }
     std::minstd_rand& random() { return random_; }
@@ -97,6 +101,7 @@ private:
 
     uv_loop_t* loop_;
     std::shared_ptr<const Config> config_;
+    std::unique_ptr<TlsContext> tls_; // before the pools: freed after their connections
     std::unique_ptr<Resolver> resolver_;
     std::unique_ptr<AccessLog> access_log_;
     std::unique_ptr<PoolManager> pools_;

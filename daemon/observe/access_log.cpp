@@ -201,6 +201,7 @@ void appendJson(fmt::memory_buffer& out, const RequestRecord& r) {
     jsonMs(out, ",\"dns_ms\":", r.dns_us);
     jsonMs(out, ",\"connect_ms\":", r.connect_us);
     jsonMs(out, ",\"tls_ms\":", r.tls_us);
+    lit(out, r.tls_resumed ? ",\"tls_resumed\":true" : ",\"tls_resumed\":false");
     jsonMs(out, ",\"ttfb_ms\":", r.ttfb_us);
     lit(out, r.reused ? ",\"reused\":true" : ",\"reused\":false");
     lit(out, ",\"upstream_conn\":");

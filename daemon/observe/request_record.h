@@ -24,7 +24,8 @@ struct RequestRecord {
     int64_t pool_wait_us = -1; // request ready -> connection assigned
     int64_t dns_us = -1;
     int64_t connect_us = -1;
-    int64_t tls_us = -1;
+    int64_t tls_us = -1;       // handshake of a new https connection; 0 when reused
+    bool tls_resumed = false;  // that handshake resumed a saved session (no certificates)
     int64_t ttfb_us = -1;      // request head written -> response head parsed
     bool reused = false;
     uint64_t upstream_conn_id = 0;

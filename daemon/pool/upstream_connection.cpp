@@ -5,6 +5,7 @@
 #include "core/worker.h"
 #include "core/write_request.h"
 #include "dns/resolver.h"
+#include "tls/tls_context.h"
 
 #include <spdlog/spdlog.h>
 
@@ -64,6 +65,7 @@ UpstreamConnection::UpstreamConnection(Worker& worker, PoolKey key, uint64_t id)
 }
 
 UpstreamConnection::~UpstreamConnection() {
+    alive_.reset();
     if (resolve_id_ != 0)
         worker_.resolver().cancel(resolve_id_);
 }
@@ -150,6 +152,10 @@ void UpstreamConnection::onConnect(uv_connect_t* req, int status) {
         return;
     }
     self->connect_us_ = monotonicUs() - self->phase_start_us_;
+    if (self->tls()) {
+        self->startHandshake();
+        return;
+    }
     self->state_ = State::Idle; // connected, not yet used
     self->idle_since_us_ = monotonicUs();
     self->startReading();
@@ -166,6 +172,16 @@ void UpstreamConnection::failConnect(const ProxyError& error) {
 void UpstreamConnection::fail(const ProxyError& error) {
     if (state_ == State::Closed)
         return;
+    if (state_ == State::Handshaking) {
+        // Still connecting as far as the pool knows: a failed handshake is a failed connect.
+        uv_timer_stop(&timer_);
+        timer_purpose_ = TimerPurpose::None;
+        if (tcp_open_ && reading_)
+            uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+        reading_ = false;
+        failConnect(error);
+        return;
+    }
     state_ = State::Closed;
     reusable_ = false;
     uv_timer_stop(&timer_);
@@ -194,8 +210,23 @@ void UpstreamConnection::pauseReading() {
 
 void UpstreamConnection::resumeReading() {
     read_paused_ = false;
-    if (state_ != State::Closed)
-        startReading();
+    if (state_ == State::Closed)
+        return;
+    startReading();
+    // Plaintext left inside the TLS session when reading paused may be all there is:
+    // no read will come to push it out, so drain it on the next turn.
+    if (tls_session_ && tls_session_->established() && !tls_drain_scheduled_ &&
+        tls_session_->hasPendingInput()) {
+        tls_drain_scheduled_ = true;
+        std::weak_ptr<bool> alive = alive_;
+        worker_.defer([this, alive] {
+            if (alive.expired())
+                return;
+            tls_drain_scheduled_ = false;
+            if (state_ != State::Closed && state_ != State::Handshaking && !read_paused_)
+                drainTls();
+        });
+    }
 }
 
 void UpstreamConnection::onAlloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
@@ -209,6 +240,9 @@ void UpstreamConnection::onRead(uv_stream_t* stream, ssize_t nread, const uv_buf
         self->onData(buf->base, static_cast<size_t>(nread));
     else if (nread == UV_EOF)
         self->onEof();
+    else if (nread < 0 && self->state_ == State::Handshaking)
+        self->fail(self->tls_session_->handshakeAborted(
+            std::string("reset the connection (") + uv_strerror(static_cast<int>(nread)) + ")"));
     else if (nread < 0)
         self->fail({502, self->response_started_ ? "http_response_incomplete"
                                                  : "connection_terminated",
@@ -216,6 +250,26 @@ void UpstreamConnection::onRead(uv_stream_t* stream, ssize_t nread, const uv_buf
 }
 
 void UpstreamConnection::onData(const char* data, size_t length) {
+    if (!tls_session_) {
+        onPlainData(data, length);
+        return;
+    }
+    tls_session_->lend(data, length);
+    if (state_ == State::Handshaking)
+        continueHandshake();
+    if (state_ != State::Closed && state_ != State::Handshaking)
+        drainTls();
+    // Whatever was not decrypted (reading paused, half a record) waits in the session.
+    if (state_ != State::Closed)
+        tls_session_->release();
+}
+
+int UpstreamConnection::writePlain(std::initializer_list<std::string_view> parts) {
+    return writeParts(reinterpret_cast<uv_stream_t*>(&tcp_), parts, worker_.writeBuffers(), this,
+                      &UpstreamConnection::onWriteDone);
+}
+
+void UpstreamConnection::onPlainData(const char* data, size_t length) {
     switch (state_) {
     case State::Raw:
         if (events_)
@@ -267,6 +321,10 @@ void UpstreamConnection::onData(const char* data, size_t length) {
 }
 
 void UpstreamConnection::onEof() {
+    if (state_ == State::Handshaking) {
+        fail(tls_session_->handshakeAborted("closed the connection"));
+        return;
+    }
     if (state_ == State::Raw) {
         reading_ = false;
         if (events_)
@@ -347,8 +405,25 @@ void UpstreamConnection::beginRequest(bool head_request) {
 bool UpstreamConnection::write(std::initializer_list<std::string_view> parts) {
     if (state_ == State::Closed || !tcp_open_)
         return false;
-    int rc = writeParts(reinterpret_cast<uv_stream_t*>(&tcp_), parts, worker_.writeBuffers(), this,
-                        &UpstreamConnection::onWriteDone);
+    int rc = 0;
+    if (!tls_session_) {
+        rc = writePlain(parts);
+    } else {
+        // Small parts (a head, a chunk-size line) share one record instead of one each.
+        size_t total = 0;
+        for (auto part : parts)
+            total += part.size();
+        if (parts.size() > 1 && total <= 16 * 1024) {
+            tls_scratch_.clear();
+            for (auto part : parts)
+                tls_scratch_.append(part);
+            rc = tls_session_->write(tls_scratch_);
+        } else {
+            for (auto part : parts)
+                if (rc == 0 && !part.empty())
+                    rc = tls_session_->write(part);
+        }
+    }
     if (rc != 0) {
         // Report on a later turn: the caller is in the middle of its own work.
         reusable_ = false;
@@ -417,6 +492,8 @@ void UpstreamConnection::enterRaw() {
 void UpstreamConnection::shutdownWrite() {
     if (!tcp_open_ || state_ == State::Closed)
         return;
+    if (tls_session_)
+        tls_session_->closeNotify(); // the TLS end of stream, then the TCP one
     shutdown_req_.data = this;
     uv_shutdown(&shutdown_req_, reinterpret_cast<uv_stream_t*>(&tcp_),
                 &UpstreamConnection::onShutdown);
@@ -441,6 +518,10 @@ void UpstreamConnection::onTimer(uv_timer_t* timer) {
         self->last_connect_status_ = UV_ETIMEDOUT;
         self->last_connect_error_ = "connect timed out";
         self->connectNext();
+        return;
+    case TimerPurpose::Handshake:
+        self->fail({504, "connection_timeout",
+                    "TLS handshake with " + self->key_.host + " timed out"});
         return;
     case TimerPurpose::FirstByte:
         self->fail({504, "http_response_timeout", "no response from the origin in time"});
@@ -468,6 +549,8 @@ void UpstreamConnection::close(std::function<void()> on_closed) {
         resolve_id_ = 0;
     }
     closer_.add(reinterpret_cast<uv_handle_t*>(&timer_));
+    if (tcp_open_ && tls_session_)
+        tls_session_->closeNotify(); // best effort: written now or cancelled by the close
     if (tcp_open_) {
         tcp_open_ = false;
         closer_.add(reinterpret_cast<uv_handle_t*>(&tcp_));

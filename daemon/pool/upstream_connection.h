@@ -1,17 +1,21 @@
-// One TCP connection to an origin: resolve, connect (each address in turn),
-// write requests, frame responses with llhttp, watch it while idle, or carry raw
-// bytes once it became a tunnel. It reports to whoever drives it (UpstreamEvents).
+// One TCP connection to an origin: resolve, connect (each address in turn), for
+// https a TLS handshake (tls/tls_session.h), write requests, frame responses with
+// llhttp, watch it while idle, or carry raw bytes once it became a tunnel. It reports
+// to whoever drives it (UpstreamEvents). With TLS, reads are decrypted before llhttp
+// sees them and writes encrypted on their way to the same stream.
 #pragma once
 
 #include "core/closable.h"
 #include "http/parser.h"
 #include "pool/pool_key.h"
 #include "pool/upstream_events.h"
+#include "tls/tls_session.h"
 
 #include <sys/socket.h>
 #include <uv.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -19,9 +23,11 @@ namespace pooled {
 
 class Worker;
 
-class UpstreamConnection : public Closable, private HttpParser::Handler {
+class UpstreamConnection : public Closable,
+                           private HttpParser::Handler,
+                           private TlsSession::Transport {
 public:
-    enum class State { New, Resolving, Connecting, Idle, Busy, Raw, Closed };
+    enum class State { New, Resolving, Connecting, Handshaking, Idle, Busy, Raw, Closed };
 
     UpstreamConnection(Worker& worker, PoolKey key, uint64_t id);
     ~UpstreamConnection() override;
@@ -67,6 +73,10 @@ public:
     void setExpiresUs(int64_t us) { expires_us_ = us; }
     int64_t dnsUs() const { return dns_us_; }
     int64_t connectUs() const { return connect_us_; }
+    // TLS handshake time; -1 for plain connections.
+    int64_t tlsUs() const { return tls_us_; }
+    bool tls() const { return key_.scheme == "https"; }
+    bool tlsResumed() const { return tls_resumed_; }
     // Keep-Alive: timeout=N of the last response, in ms; -1 when absent.
     int64_t keepAliveHintMs() const { return keepalive_hint_ms_; }
     bool everUsed() const { return requests_ > 0; }
@@ -83,6 +93,13 @@ private:
     void fail(const ProxyError& error);
     void startReading();
     void onData(const char* data, size_t length);
+    void onPlainData(const char* data, size_t length);
+    // TLS: start / continue the handshake, then pull plaintext while not paused.
+    void startHandshake();
+    void continueHandshake();
+    void drainTls();
+    int sendCiphertext(const char* data, size_t length) override;
+    int writePlain(std::initializer_list<std::string_view> parts);
     void onEof();
     void armTimer(int64_t ms);
 
@@ -93,7 +110,7 @@ private:
     static void onWriteDone(void* owner, int status);
     static void onShutdown(uv_shutdown_t* req, int status);
 
-    enum class TimerPurpose { None, Connect, FirstByte, Read, Idle };
+    enum class TimerPurpose { None, Connect, Handshake, FirstByte, Read, Idle };
 
     Worker& worker_;
     PoolKey key_;
@@ -126,6 +143,13 @@ private:
     uint64_t released_tick_ = 0;
     int64_t dns_us_ = -1;
     int64_t connect_us_ = -1;
+    int64_t tls_us_ = -1;
+    bool tls_resumed_ = false;
+    std::unique_ptr<TlsSession> tls_session_;
+    bool tls_drain_scheduled_ = false;
+    std::string tls_scratch_; // small parts joined into one record
+    // Deferred work checks this: the connection may be freed before it runs.
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
     int64_t keepalive_hint_ms_ = -1;
     bool response_started_ = false;
     bool response_complete_ = false;

@@ -107,6 +107,11 @@ void ClientSession::attachUpstream(UpstreamConnection& connection) {
     if (!record_.reused) {
         record_.dns_us = connection.dnsUs();
         record_.connect_us = connection.connectUs();
+        record_.tls_us = connection.tlsUs();
+        record_.tls_resumed = connection.tlsResumed();
+    } else if (connection.tls()) {
+        record_.tls_us = 0; // no handshake for this request
+        record_.tls_resumed = false;
     }
     record_.upstream_conn_id = connection.id();
     record_.upstream_conn_requests = connection.requests();

@@ -1,6 +1,8 @@
 // Router: see router.h.
 #include "proxy/router.h"
 
+#include "tls/tls_profile.h"
+
 namespace pooled {
 
 namespace {
@@ -15,7 +17,8 @@ std::string authorityOf(const std::string& host, uint16_t port, uint16_t default
 
 RouteDecision toUpstream(const RouteConfig& route, std::string path, std::string authority) {
     RouteDecision d;
-    d.key = {route.upstream.scheme, route.upstream.host, route.upstream.port};
+    d.key = {route.upstream.scheme, route.upstream.host, route.upstream.port,
+             route.upstream.scheme == "https" ? tlsProfileId(route.tls) : ""};
     d.path = std::move(path);
     d.authority = authority.empty()
                       ? authorityOf(route.upstream.host, route.upstream.port,
@@ -37,15 +40,19 @@ const RouteConfig* findRoute(const Config& config, const std::string& name) {
 std::optional<RouteDecision> routeRequest(const RouteContext& context, const MessageHead& head,
                                           const RequestTarget& target, ProxyError& error) {
     if (target.form == RequestTarget::Form::Absolute) {
-        if (target.scheme != "http") {
-            error = {502, "proxy_configuration_error",
-                     "TLS origination is not available in this build"};
-            return std::nullopt;
-        }
         RouteDecision d;
         d.key = {target.scheme, target.authority.host, target.authority.port};
         d.path = target.path;
-        d.authority = authorityOf(target.authority.host, target.authority.port, 80);
+        uint16_t default_port = target.scheme == "https" ? 443 : 80;
+        // tls_origination: the app speaks plain HTTP to us, the origin gets HTTPS.
+        if (target.scheme == "http") {
+            if (auto o = findTlsOrigination(context.config, target.authority.host,
+                                            target.authority.port)) {
+                d.key = {"https", target.authority.host, o->port, tlsProfileId(o->rule->tls)};
+                default_port = 443;
+            }
+        }
+        d.authority = authorityOf(d.key.host, d.key.port, default_port);
         return d;
     }
     if (context.listener_route)

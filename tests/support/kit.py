@@ -144,8 +144,10 @@ def deep_merge(base, override):
 # --------------------------------------------------------------------------------------
 
 class Origin:
-    def __init__(self, *args, python=None):
+    def __init__(self, *args, python=None, control_context=None):
+        """control_context: an ssl.SSLContext for the control plane of a TLS origin."""
         self.args = [str(a) for a in args]
+        self.control_context = control_context
         self.proc = subprocess.Popen(
             [python or sys.executable, ORIGIN_SCRIPT, "--port", "0"] + self.args,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_die_with_parent)
@@ -171,7 +173,11 @@ class Origin:
         return "http://127.0.0.1:%d%s" % (self.port, path)
 
     def _control(self, method, path):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        if self.control_context is not None:
+            conn = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=10,
+                                               context=self.control_context)
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         try:
             conn.request(method, path)
             resp = conn.getresponse()

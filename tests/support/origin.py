@@ -32,6 +32,11 @@ Options:
   --idle-close-ms N            close keep-alive connections idle for N ms
   --max-requests-per-conn N    Connection: close after N requests on one connection
   --keepalive-timeout-header N send Keep-Alive: timeout=N on every response
+  --tls-cert F --tls-key F     serve HTTPS (TLS 1.2+, session tickets and ids on)
+  --tls-client-ca F            require a client certificate signed by this CA (mTLS)
+  --tls-close-notify           an idle close sends close_notify first (else a bare FIN)
+  /__stats then also counts tls_full_handshakes, tls_resumed_handshakes (data-plane
+  connections only) and tls_handshake_failures.
 
 Control plane (same port; never counted, and a connection whose first request is a
 control request is not counted as a connection either):
@@ -92,6 +97,9 @@ class Stats:
         self.requests_in_flight = 0
         self.requests_by_path = {}
         self.log = []
+        self.tls_full_handshakes = 0
+        self.tls_resumed_handshakes = 0
+        self.tls_handshake_failures = 0
 
     def snapshot(self):
         with self.lock:
@@ -102,6 +110,9 @@ class Stats:
                 "requests": self.requests,
                 "requests_in_flight": self.requests_in_flight,
                 "requests_by_path": dict(self.requests_by_path),
+                "tls_full_handshakes": self.tls_full_handshakes,
+                "tls_resumed_handshakes": self.tls_resumed_handshakes,
+                "tls_handshake_failures": self.tls_handshake_failures,
             }
 
     def reset(self, data_open=0):
@@ -112,6 +123,9 @@ class Stats:
             self.requests_in_flight = 0
             self.requests_by_path = {}
             self.log = []
+            self.tls_full_handshakes = 0
+            self.tls_resumed_handshakes = 0
+            self.tls_handshake_failures = 0
 
 
 class ClientGone(Exception):
@@ -134,6 +148,7 @@ class Conn:
         self.data = False        # first request was a data-plane request (and still open)
         self.classified = False  # first request seen
         self.nrequests = 0
+        self.tls_resumed = None  # TLS: whether the handshake resumed a session
 
     # ---- reading -------------------------------------------------------------
     def _fill(self, timeout=None):
@@ -241,9 +256,17 @@ class Conn:
         opts = self.server.opts
         idle = opts.idle_close_ms / 1000.0 if opts.idle_close_ms else None
         try:
+            if self.server.tls and not self.tls_handshake():
+                return
             while True:
                 head = self.read_head(idle)
                 if head is None:
+                    if self.server.tls and opts.tls_close_notify:
+                        try:
+                            self.sock.settimeout(1.0)
+                            self.sock.unwrap()  # close_notify, then the peer's
+                        except (OSError, ValueError):
+                            pass
                     return  # idle close (FIN)
                 try:
                     method, target, version, headers = parse_head(head)
@@ -285,6 +308,18 @@ class Conn:
             return
         finally:
             self.server.closed(self)
+
+    def tls_handshake(self):
+        st = self.server.stats
+        try:
+            self.sock.settimeout(10)
+            self.sock = self.server.tls.wrap_socket(self.sock, server_side=True)
+        except (OSError, ValueError):
+            with st.lock:
+                st.tls_handshake_failures += 1
+            return False
+        self.tls_resumed = self.sock.session_reused
+        return True
 
     def keep_alive_wanted(self, version, headers):
         conn = ",".join(header_values(headers, "connection")).lower()
@@ -529,6 +564,14 @@ class Server:
         self.listener.bind((opts.host, opts.port))
         self.listener.listen(1024)
         self.port = self.listener.getsockname()[1]
+        self.tls = None
+        if opts.tls_cert:
+            import ssl
+            self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.tls.load_cert_chain(opts.tls_cert, opts.tls_key)
+            if opts.tls_client_ca:
+                self.tls.load_verify_locations(opts.tls_client_ca)
+                self.tls.verify_mode = ssl.CERT_REQUIRED
 
     def uncount(self, conn):
         with self.stats.lock:
@@ -541,6 +584,11 @@ class Server:
         with self.stats.lock:
             conn.data = True
             self.data_open += 1
+            if conn.tls_resumed is not None:
+                if conn.tls_resumed:
+                    self.stats.tls_resumed_handshakes += 1
+                else:
+                    self.stats.tls_full_handshakes += 1
             self.stats.connections_peak = max(self.stats.connections_peak, self.data_open)
 
     def closed(self, conn):
@@ -575,6 +623,10 @@ def main():
     ap.add_argument("--idle-close-ms", type=int, default=0)
     ap.add_argument("--max-requests-per-conn", type=int, default=0)
     ap.add_argument("--keepalive-timeout-header", type=int, default=None)
+    ap.add_argument("--tls-cert")
+    ap.add_argument("--tls-key")
+    ap.add_argument("--tls-client-ca")
+    ap.add_argument("--tls-close-notify", action="store_true")
     opts = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     server = Server(opts)

@@ -94,7 +94,7 @@ TEST_CASE("a full record formats as one exact JSON line", "[observe]") {
         R"({"time":"2026-11-30T01:02:03.123456Z","client":"127.0.0.1:5555","method":"GET",)"
         R"("scheme":"http","host":"example.com","port":80,"path":"/index.html?q=1",)"
         R"("route":"web","status":200,"bytes_in":0,"bytes_out":123,"total_ms":1.234,)"
-        R"("pool_wait_ms":0.010,"dns_ms":2.500,"connect_ms":1000.000,"tls_ms":0.000,)"
+        R"("pool_wait_ms":0.010,"dns_ms":2.500,"connect_ms":1000.000,"tls_ms":0.000,"tls_resumed":false,)"
         R"("ttfb_ms":1.100,"reused":true,"upstream_conn":3,"upstream_conn_requests":5,)"
         R"("retries":1,"error":"","detail":""})";
     CHECK(AccessLog::formatJson(fullRecord()) == expected);
@@ -124,7 +124,7 @@ TEST_CASE("a duration that did not happen is null in JSON", "[observe]") {
     r.total_us = -1;
     const std::string line = AccessLog::formatJson(r);
     CHECK(line.find(R"("total_ms":null,"pool_wait_ms":null,"dns_ms":null,)"
-                    R"("connect_ms":null,"tls_ms":null,"ttfb_ms":null,"reused":true)") !=
+                    R"("connect_ms":null,"tls_ms":null,"tls_resumed":false,"ttfb_ms":null,"reused":true)") !=
           std::string::npos);
 }
 
@@ -133,7 +133,7 @@ TEST_CASE("a default record formats as valid JSON with nulls and empty strings",
         R"({"time":"1970-01-01T00:00:00.000000Z","client":"","method":"","scheme":"",)"
         R"("host":"","port":0,"path":"","route":"","status":0,"bytes_in":0,"bytes_out":0,)"
         R"("total_ms":null,"pool_wait_ms":null,"dns_ms":null,"connect_ms":null,)"
-        R"("tls_ms":null,"ttfb_ms":null,"reused":false,"upstream_conn":0,)"
+        R"("tls_ms":null,"tls_resumed":false,"ttfb_ms":null,"reused":false,"upstream_conn":0,)"
         R"("upstream_conn_requests":0,"retries":0,"error":"","detail":""})";
     CHECK(AccessLog::formatJson(RequestRecord{}) == expected);
 }

@@ -1,0 +1,294 @@
+// TlsSession: see tls_session.h.
+#include "tls/tls_session.h"
+
+#include "tls/tls_context.h"
+
+#include <mbedtls/ssl_internal.h> // handshake->resume: 2.28 has no public "was resumed"
+#include <mbedtls/net_sockets.h> // MBEDTLS_ERR_NET_SEND_FAILED
+#include <mbedtls/x509.h>
+#include <uv.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace pooled {
+
+namespace {
+
+const char* alertName(unsigned char alert) {
+    switch (alert) {
+    case MBEDTLS_SSL_ALERT_MSG_HANDSHAKE_FAILURE: return "handshake_failure";
+    case MBEDTLS_SSL_ALERT_MSG_BAD_CERT: return "bad_certificate";
+    case MBEDTLS_SSL_ALERT_MSG_UNSUPPORTED_CERT: return "unsupported_certificate";
+    case MBEDTLS_SSL_ALERT_MSG_CERT_REVOKED: return "certificate_revoked";
+    case MBEDTLS_SSL_ALERT_MSG_CERT_EXPIRED: return "certificate_expired";
+    case MBEDTLS_SSL_ALERT_MSG_CERT_UNKNOWN: return "certificate_unknown";
+    case MBEDTLS_SSL_ALERT_MSG_UNKNOWN_CA: return "unknown_ca";
+    case MBEDTLS_SSL_ALERT_MSG_ACCESS_DENIED: return "access_denied";
+    case MBEDTLS_SSL_ALERT_MSG_DECODE_ERROR: return "decode_error";
+    case MBEDTLS_SSL_ALERT_MSG_DECRYPT_ERROR: return "decrypt_error";
+    case MBEDTLS_SSL_ALERT_MSG_PROTOCOL_VERSION: return "protocol_version";
+    case MBEDTLS_SSL_ALERT_MSG_INSUFFICIENT_SECURITY: return "insufficient_security";
+    case MBEDTLS_SSL_ALERT_MSG_INTERNAL_ERROR: return "internal_error";
+    case MBEDTLS_SSL_ALERT_MSG_UNRECOGNIZED_NAME: return "unrecognized_name";
+    case MBEDTLS_SSL_ALERT_MSG_NO_APPLICATION_PROTOCOL: return "no_application_protocol";
+    case 116: return "certificate_required"; // TLS 1.3 servers, which 2.28 does not name
+    default: return "alert";
+    }
+}
+
+} // namespace
+
+std::string describeVerifyFlags(uint32_t flags) {
+    // The reasons a person can act on first; everything else in mbedTLS's words.
+    static constexpr struct {
+        uint32_t flag;
+        const char* text;
+    } known[] = {
+        {MBEDTLS_X509_BADCERT_EXPIRED, "certificate expired"},
+        {MBEDTLS_X509_BADCERT_FUTURE, "certificate not yet valid"},
+        {MBEDTLS_X509_BADCERT_NOT_TRUSTED, "unknown CA"},
+        {MBEDTLS_X509_BADCERT_CN_MISMATCH, "host name mismatch"},
+        {MBEDTLS_X509_BADCERT_REVOKED, "certificate revoked"},
+        {MBEDTLS_X509_BADCERT_KEY_USAGE, "certificate key usage does not allow TLS"},
+        {MBEDTLS_X509_BADCERT_EXT_KEY_USAGE, "certificate is not for TLS servers"},
+        {MBEDTLS_X509_BADCERT_BAD_MD, "certificate signed with a weak hash"},
+        {MBEDTLS_X509_BADCERT_BAD_KEY, "certificate key too weak"},
+    };
+    std::string out;
+    uint32_t rest = flags;
+    for (const auto& k : known) {
+        if (flags & k.flag) {
+            out += out.empty() ? "" : ", ";
+            out += k.text;
+            rest &= ~k.flag;
+        }
+    }
+    if (rest != 0 || out.empty()) {
+        char info[256];
+        int n = mbedtls_x509_crt_verify_info(info, sizeof info, "", rest ? rest : flags);
+        std::string text = n > 0 ? std::string(info, static_cast<size_t>(n)) : "verification failed";
+        std::replace(text.begin(), text.end(), '\n', ';');
+        while (!text.empty() && (text.back() == ';' || text.back() == ' '))
+            text.pop_back();
+        out += (out.empty() ? "" : ", ") + text;
+    }
+    return out;
+}
+
+TlsSession::TlsSession(TlsContext& context, const PoolKey& key, Transport& transport)
+    : context_(context), key_(key), transport_(transport) {
+    mbedtls_ssl_init(&ssl_);
+    const TlsProfile* profile = context_.profile(key_.tls_profile);
+    if (!profile) {
+        error_ = {502, "proxy_configuration_error", "no TLS settings for " + key_.toString()};
+        return;
+    }
+    int rc = mbedtls_ssl_setup(&ssl_, &profile->conf);
+    if (rc != 0) {
+        error_ = {502, "proxy_internal_error", "TLS setup: " + mbedtlsError(rc)};
+        return;
+    }
+    // SNI and the name the certificate must carry: the override, else the origin's host.
+    const std::string& name =
+        profile->settings.server_name.empty() ? key_.host : profile->settings.server_name;
+    rc = mbedtls_ssl_set_hostname(&ssl_, name.c_str());
+    if (rc != 0) {
+        error_ = {502, "proxy_internal_error", "TLS server name: " + mbedtlsError(rc)};
+        return;
+    }
+    mbedtls_ssl_set_bio(&ssl_, this, &TlsSession::bioSend, &TlsSession::bioRecv, nullptr);
+    if (const mbedtls_ssl_session* saved = context_.session(key_))
+        offered_session_ = mbedtls_ssl_set_session(&ssl_, saved) == 0;
+    setup_ok_ = true;
+}
+
+TlsSession::~TlsSession() {
+    mbedtls_ssl_free(&ssl_);
+}
+
+void TlsSession::lend(const char* data, size_t length) {
+    lent_ = data;
+    lent_size_ = length;
+}
+
+void TlsSession::release() {
+    if (stash_pos_ > 0) {
+        stash_.erase(0, stash_pos_);
+        stash_pos_ = 0;
+    }
+    if (lent_size_ > 0)
+        stash_.append(lent_, lent_size_);
+    lent_ = nullptr;
+    lent_size_ = 0;
+}
+
+int TlsSession::bioSend(void* ctx, const unsigned char* data, size_t length) {
+    auto* self = static_cast<TlsSession*>(ctx);
+    if (self->send_error_ != 0) // see below: mid-handshake, keep going to read the alert
+        return self->established_ ? MBEDTLS_ERR_NET_SEND_FAILED : static_cast<int>(length);
+    int rc = self->transport_.sendCiphertext(reinterpret_cast<const char*>(data), length);
+    if (rc != 0) {
+        self->send_error_ = rc;
+        // Mid-handshake, a peer that rejects us (no client certificate, say) sends an
+        // alert and closes; our next write fails first. Carry on so the alert is read
+        // and reported instead of a bare "broken pipe".
+        if (!self->established_)
+            return static_cast<int>(length);
+        return MBEDTLS_ERR_NET_SEND_FAILED;
+    }
+    // The writer queues what the socket does not take: backpressure is the owner's
+    // write-queue watermark, as for plain connections.
+    return static_cast<int>(length);
+}
+
+int TlsSession::bioRecv(void* ctx, unsigned char* buf, size_t length) {
+    auto* self = static_cast<TlsSession*>(ctx);
+    if (self->stash_pos_ < self->stash_.size()) {
+        size_t n = std::min(length, self->stash_.size() - self->stash_pos_);
+        std::memcpy(buf, self->stash_.data() + self->stash_pos_, n);
+        self->stash_pos_ += n;
+        if (self->stash_pos_ == self->stash_.size()) {
+            self->stash_.clear();
+            self->stash_pos_ = 0;
+        }
+        return static_cast<int>(n);
+    }
+    if (self->lent_size_ > 0) {
+        size_t n = std::min(length, self->lent_size_);
+        std::memcpy(buf, self->lent_, n);
+        self->lent_ += n;
+        self->lent_size_ -= n;
+        return static_cast<int>(n);
+    }
+    // Never 0: the end of the TCP stream is the owner's to report.
+    return MBEDTLS_ERR_SSL_WANT_READ;
+}
+
+TlsSession::Step TlsSession::handshake() {
+    if (!setup_ok_)
+        return Step::Failed;
+    if (established_)
+        return Step::Done;
+    // Step by step rather than mbedtls_ssl_handshake(): the resume flag lives only
+    // while the handshake does.
+    while (ssl_.state != MBEDTLS_SSL_HANDSHAKE_OVER) {
+        int rc = mbedtls_ssl_handshake_step(&ssl_);
+        if (ssl_.handshake && ssl_.handshake->resume)
+            resumed_ = true;
+        if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE)
+            return Step::WantRead;
+        if (rc != 0) {
+            failHandshake(rc);
+            return Step::Failed;
+        }
+    }
+    established_ = true;
+    context_.saveSession(key_, ssl_);
+    return Step::Done;
+}
+
+void TlsSession::failHandshake(int rc) {
+    std::string name = ssl_.hostname ? std::string(ssl_.hostname) : key_.host;
+    if (offered_session_)
+        context_.forgetSession(key_);
+    if (rc == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) {
+        uint32_t flags = mbedtls_ssl_get_verify_result(&ssl_);
+        error_ = {502, "tls_certificate_error",
+                  fmt::format("{} for {}", describeVerifyFlags(flags), name)};
+        return;
+    }
+    if (rc == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE && ssl_.in_msg) {
+        unsigned char alert = ssl_.in_msg[1];
+        error_ = {502, "tls_alert_received",
+                  fmt::format("{} sent TLS alert {} ({}){}", name, alert, alertName(alert),
+                              clientCertificateHint())};
+        return;
+    }
+    error_ = {502, "tls_protocol_error", fmt::format("{}: {}", name, mbedtlsError(rc))};
+}
+
+ProxyError TlsSession::handshakeAborted(const std::string& what) const {
+    std::string name = ssl_.hostname ? std::string(ssl_.hostname) : key_.host;
+    return {502, "tls_protocol_error",
+            fmt::format("{} {} during the TLS handshake{}", name, what, clientCertificateHint())};
+}
+
+std::string TlsSession::clientCertificateHint() const {
+    // The origin sent a CertificateRequest: its refusal is most likely about our
+    // (missing or untrusted) client certificate.
+    if (!ssl_.client_auth)
+        return "";
+    const TlsProfile* profile = context_.profile(key_.tls_profile);
+    if (profile && !profile->settings.client_cert.empty())
+        return "; the origin did not accept our client certificate";
+    return "; the origin asked for a client certificate and none is configured (client_cert)";
+}
+
+long TlsSession::read(char* buf, size_t capacity) {
+    size_t filled = 0;
+    while (filled < capacity) {
+        int rc = mbedtls_ssl_read(&ssl_, reinterpret_cast<unsigned char*>(buf + filled),
+                                  capacity - filled);
+        if (rc > 0) {
+            filled += static_cast<size_t>(rc);
+            continue;
+        }
+        if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE)
+            break;
+        if (filled > 0) {
+            // Hand over what was decrypted; the end comes with the next call. An
+            // alert or close_notify is consumed already, so keep it until then.
+            pending_end_ = rc;
+            break;
+        }
+        return endOfInput(rc);
+    }
+    if (filled == 0 && pending_end_ != 0) {
+        int rc = pending_end_;
+        pending_end_ = 0;
+        return endOfInput(rc);
+    }
+    return static_cast<long>(filled);
+}
+
+long TlsSession::endOfInput(int rc) {
+    if (rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || rc == 0)
+        return kPeerClosed;
+    error_ = {502, "tls_protocol_error", key_.host + ": " + mbedtlsError(rc)};
+    return kFailed;
+}
+
+bool TlsSession::hasPendingInput() const {
+    return stash_pos_ < stash_.size() || pending_end_ != 0 ||
+           mbedtls_ssl_get_bytes_avail(&ssl_) > 0 || mbedtls_ssl_check_pending(&ssl_) != 0;
+}
+
+int TlsSession::write(std::string_view data) {
+    size_t offset = 0;
+    while (offset < data.size()) {
+        int rc = mbedtls_ssl_write(&ssl_, reinterpret_cast<const unsigned char*>(data.data()) + offset,
+                                   data.size() - offset);
+        if (send_error_ != 0)
+            return send_error_;
+        if (rc > 0) {
+            offset += static_cast<size_t>(rc);
+            continue;
+        }
+        // The transport takes every byte, so WANT_WRITE cannot happen; anything else is fatal.
+        error_ = {502, "tls_protocol_error", key_.host + ": " + mbedtlsError(rc)};
+        return UV_EPROTO;
+    }
+    return 0;
+}
+
+void TlsSession::closeNotify() {
+    if (!established_ || close_notify_sent_ || send_error_ != 0)
+        return;
+    close_notify_sent_ = true;
+    mbedtls_ssl_close_notify(&ssl_);
+}
+
+} // namespace pooled
