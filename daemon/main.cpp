@@ -4,6 +4,7 @@
 #include "core/signals.h"
 #include "core/systemd_notify.h"
 #include "core/worker.h"
+#include "observe/health_probe.h"
 
 #include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -120,7 +121,21 @@ int main(int argc, char** argv) {
     std::string check_path;
     auto* check = app.add_subcommand("check-config", "Validate a configuration file and exit");
     check->add_option("file", check_path, "The file to check")->required();
+    std::string probe_address = "127.0.0.1:9901";
+    std::string probe_path = "/healthz";
+    auto* health = app.add_subcommand(
+        "healthcheck", "GET the admin endpoint; exit 0 on 200 (container and exec probes)");
+    health->add_option("--admin", probe_address, "Admin address, IP:PORT (default 127.0.0.1:9901)");
+    health->add_option("--path", probe_path, "/healthz (default) or /readyz");
     CLI11_PARSE(app, argc, argv);
+
+    if (*health) {
+        std::string error;
+        if (probeHealth(probe_address, probe_path, 2000, error))
+            return 0;
+        std::fprintf(stderr, "unhealthy: %s\n", error.c_str());
+        return 1;
+    }
 
     if (*check)
         return checkConfig(check_path);

@@ -182,3 +182,19 @@ def test_admin_address_may_not_be_a_proxy_listener(tmp_path, pooled_bin):
                         stderr=subprocess.STDOUT, timeout=10)
     assert cp.returncode != 0
     assert b"admin.address" in cp.stdout and b":5:" in cp.stdout, cp.stdout
+
+
+def test_healthcheck_subcommand_probes_the_admin_endpoint(pooled, pooled_bin):
+    p = pooled(with_admin())
+    port = admin_port(p)
+
+    def probe(*args):
+        return subprocess.run([pooled_bin, "healthcheck"] + list(args), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, timeout=10)
+
+    assert probe("--admin", "127.0.0.1:%d" % port).returncode == 0
+    assert probe("--admin", "127.0.0.1:%d" % port, "--path", "/readyz").returncode == 0
+    bad = probe("--admin", "127.0.0.1:%d" % port, "--path", "/missing")
+    assert bad.returncode == 1 and b"404" in bad.stdout
+    dead = probe("--admin", "127.0.0.1:%d" % kit.free_port())
+    assert dead.returncode == 1 and b"unhealthy" in dead.stdout
