@@ -7,6 +7,7 @@
 #include "observe/access_log.h"
 #include "observe/admin_server.h"
 #include "pool/pool_manager.h"
+#include "tls/tls_context.h"
 
 #include <spdlog/spdlog.h>
 
@@ -65,6 +66,7 @@ void Worker::reload(std::shared_ptr<const Config> next) {
     std::unique_ptr<AdminServer> fresh_admin;
     std::unique_ptr<AccessLog> fresh_log;
     try {
+        tls().prepare(*next); // TLS profiles of new routes; a bad file fails the reload
         for (const auto& lc : next->listeners) {
             Listener* match = nullptr;
             for (size_t i = 0; i < listeners_.size() && !match; ++i) {
