@@ -2,10 +2,10 @@
 
 import time
 
-from kit import RawClient, connect, request_bytes, run_curl, wait_until
+from kit import RawClient, connect, request_bytes, rss_limit_kib, run_curl, wait_until
 
 MiB = 1024 * 1024
-RSS_LIMIT_KIB = 32 * 1024
+RSS_LIMIT_KIB = rss_limit_kib(32 * 1024)
 
 
 def assert_still_serves(p, o):

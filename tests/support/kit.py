@@ -43,6 +43,12 @@ def pattern(offset, n):
     return (ALPHABET * reps)[start:start + n]
 
 
+def rss_limit_kib(normal_kib):
+    """A memory bound for pooled; sanitizer builds (POOLED_SANITIZED=1) carry shadow
+    memory and a quarantine, so there the bound only catches runaway growth."""
+    return normal_kib * 16 if os.environ.get("POOLED_SANITIZED") else normal_kib
+
+
 def free_port():
     """A port that was free a moment ago (bound then closed): connecting to it is refused."""
     s = socket.socket()
