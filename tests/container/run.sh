@@ -68,7 +68,8 @@ cleanup() {
   pm rm -f -t 0 "$CONTAINER" >/dev/null 2>&1
   pm rmi -f "$IMAGE" localbase:bookworm docker.io/library/debian:bookworm-slim >/dev/null 2>&1
   [[ -n $ORIGIN_PID ]] && kill "$ORIGIN_PID" 2>/dev/null
-  pm unshare true >/dev/null 2>&1
+  # podman leaves its overlay mount behind; rm alone cannot remove a mount point.
+  umount "$WORK/storage/overlay" 2>/dev/null
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -111,6 +112,7 @@ log "origin on 127.0.0.1:$ORIGIN_PORT"
 pm run -d --name "$CONTAINER" --network=host --read-only --user 10001:10001 --cap-drop=ALL \
   --security-opt no-new-privileges -v "$WORK/pooled.yaml:/etc/pooled/pooled.yaml:ro" \
   --health-cmd "/usr/bin/pooled healthcheck --admin 127.0.0.1:$ADMIN_PORT --path /readyz" \
+  --health-interval disable \
   "$IMAGE" >/dev/null
 
 healthy=0
