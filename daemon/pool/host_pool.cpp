@@ -86,18 +86,12 @@ Checkout HostPool::checkout(PoolWaiter& waiter) {
                 {503, "connection_limit_reached",
                  "too many requests waiting for " + key_.toString()}};
     enqueue(waiter);
-    if (hasIdleNotYetEligible()) {
+    if (!idle_.empty()) {
+        // Returned this turn, or skipped by a waiter ahead that needs a fresh one:
+        // either way serveWaiters() sorts it out on the next turn.
         scheduleServe();
-    } else if (waiters_.size() > connecting_) {
-        if (canOpen() && manager_.reserveSlot(*this)) {
-            openOne();
-        } else if (waiter.prefer_fresh && waiters_.size() == 1) {
-            // No room for a fresh connection: an older idle one beats waiting.
-            if (auto* c = takeIdle(waiter, true)) {
-                dequeue(waiter);
-                return {Checkout::Kind::Ready, c, {}};
-            }
-        }
+    } else if (waiters_.size() > connecting_ && canOpen() && manager_.reserveSlot(*this)) {
+        openOne();
     }
     return {Checkout::Kind::Queued, nullptr, {}};
 }
@@ -158,20 +152,26 @@ void HostPool::scheduleServe() {
 
 void HostPool::serveWaiters() {
     // Callbacks may queue or cancel other waiters: look at the list afresh each time.
-    bool progress = true;
-    while (progress && !waiters_.empty()) {
-        progress = false;
-        for (auto* waiter : waiters_) {
-            if (auto* c = takeIdle(*waiter, false)) {
-                giveTo(*waiter, *c);
-                progress = true;
-                break;
+    auto serveFromIdle = [this](bool allow_stale) {
+        bool progress = true;
+        while (progress && !waiters_.empty()) {
+            progress = false;
+            for (auto* waiter : waiters_) {
+                if (auto* c = takeIdle(*waiter, allow_stale)) {
+                    giveTo(*waiter, *c);
+                    progress = true;
+                    break;
+                }
             }
         }
-    }
+    };
+    serveFromIdle(false);
     if (hasIdleNotYetEligible() && !waiters_.empty())
         scheduleServe();
     openForWaiters();
+    // No room for fresh connections: an older idle one beats waiting for a slot.
+    if (waiters_.size() > connecting_ && !canOpen())
+        serveFromIdle(true);
 }
 
 void HostPool::openForWaiters() {
