@@ -12,11 +12,11 @@ import pytest
 import requests
 
 import kit
-from kit import RawClient, proxy_status_error, request_bytes, run_curl
+from kit import RawClient, proxy_status_error, request_bytes, rss_limit_kib, run_curl
 from tls_certs import make_test_pki
 
 MiB = 1024 * 1024
-RSS_LIMIT_KIB = 32 * 1024
+RSS_LIMIT_KIB = rss_limit_kib(32 * 1024)
 
 
 @pytest.fixture(scope="module")
