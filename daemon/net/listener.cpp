@@ -10,18 +10,6 @@
 
 namespace pooled {
 
-std::string formatSockaddr(const sockaddr* address) {
-    char host[64] = "";
-    if (address->sa_family == AF_INET6) {
-        auto* a6 = reinterpret_cast<const sockaddr_in6*>(address);
-        uv_ip6_name(a6, host, sizeof host);
-        return "[" + std::string(host) + "]:" + std::to_string(ntohs(a6->sin6_port));
-    }
-    auto* a4 = reinterpret_cast<const sockaddr_in*>(address);
-    uv_ip4_name(a4, host, sizeof host);
-    return std::string(host) + ":" + std::to_string(ntohs(a4->sin_port));
-}
-
 Listener::Listener(Worker& worker, const ListenerConfig& config)
     : worker_(worker), config_(config) {
     uv_tcp_init(worker_.loop(), &tcp_);
@@ -38,26 +26,11 @@ void Listener::start() {
                                      std::to_string(inherited_fd_) + "): " + uv_strerror(rc));
         return;
     }
-    sockaddr_storage address{};
-    int rc = config_.address.find(':') != std::string::npos
-                 ? uv_ip6_addr(config_.address.c_str(), config_.port,
-                               reinterpret_cast<sockaddr_in6*>(&address))
-                 : uv_ip4_addr(config_.address.c_str(), config_.port,
-                               reinterpret_cast<sockaddr_in*>(&address));
-    if (rc == 0)
-        rc = uv_tcp_bind(&tcp_, reinterpret_cast<const sockaddr*>(&address), 0);
-    if (rc == 0)
-        rc = uv_listen(reinterpret_cast<uv_stream_t*>(&tcp_), 1024, &Listener::onConnection);
-    if (rc != 0)
-        throw std::runtime_error("cannot listen on " + config_.address + ":" +
-                                 std::to_string(config_.port) + ": " + uv_strerror(rc));
+    bindAndListen(tcp_, config_.address, config_.port, 1024, &Listener::onConnection);
 }
 
 std::string Listener::boundAddress() const {
-    sockaddr_storage address{};
-    int length = sizeof address;
-    uv_tcp_getsockname(&tcp_, reinterpret_cast<sockaddr*>(&address), &length);
-    return formatSockaddr(reinterpret_cast<const sockaddr*>(&address));
+    return localAddress(tcp_);
 }
 
 void Listener::onConnection(uv_stream_t* server, int status) {

@@ -3,6 +3,7 @@
 
 #include "config/config.h"
 #include "core/closable.h"
+#include "net/tcp_listen.h"
 
 #include <uv.h>
 
@@ -36,7 +37,5 @@ private:
     int inherited_fd_ = -1;
     HandleCloser closer_;
 };
-
-std::string formatSockaddr(const sockaddr* address);
 
 } // namespace pooled

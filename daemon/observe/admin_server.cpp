@@ -5,7 +5,7 @@
 #include "core/worker.h"
 #include "http/parser.h"
 #include "http/proxy_status.h"
-#include "net/listener.h"
+#include "net/tcp_listen.h"
 #include "observe/metrics.h"
 #include "pool/pool_manager.h"
 
@@ -150,26 +150,11 @@ AdminServer::AdminServer(Worker& worker, AdminConfig config)
 AdminServer::~AdminServer() = default;
 
 void AdminServer::start() {
-    sockaddr_storage address{};
-    int rc = config_.address.find(':') != std::string::npos
-                 ? uv_ip6_addr(config_.address.c_str(), config_.port,
-                               reinterpret_cast<sockaddr_in6*>(&address))
-                 : uv_ip4_addr(config_.address.c_str(), config_.port,
-                               reinterpret_cast<sockaddr_in*>(&address));
-    if (rc == 0)
-        rc = uv_tcp_bind(&tcp_, reinterpret_cast<const sockaddr*>(&address), 0);
-    if (rc == 0)
-        rc = uv_listen(reinterpret_cast<uv_stream_t*>(&tcp_), 128, &AdminServer::onConnection);
-    if (rc != 0)
-        throw std::runtime_error("cannot listen on " + config_.address + ":" +
-                                 std::to_string(config_.port) + " (admin): " + uv_strerror(rc));
+    bindAndListen(tcp_, config_.address, config_.port, 128, &AdminServer::onConnection, "admin");
 }
 
 std::string AdminServer::boundAddress() const {
-    sockaddr_storage address{};
-    int length = sizeof address;
-    uv_tcp_getsockname(&tcp_, reinterpret_cast<sockaddr*>(&address), &length);
-    return formatSockaddr(reinterpret_cast<const sockaddr*>(&address));
+    return localAddress(tcp_);
 }
 
 void AdminServer::onConnection(uv_stream_t* server, int status) {

@@ -5,7 +5,7 @@
 #include "core/clock.h"
 #include "core/worker.h"
 #include "core/write_request.h"
-#include "net/listener.h"
+#include "net/tcp_listen.h"
 #include "pool/pool_manager.h"
 #include "pool/upstream_connection.h"
 
