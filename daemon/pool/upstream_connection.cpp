@@ -206,12 +206,18 @@ void UpstreamConnection::pauseReading() {
         uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
         reading_ = false;
     }
+    // A slow client holding us back is not a silent origin: the read deadline
+    // only runs while we actually read.
+    if (timer_purpose_ == TimerPurpose::Read)
+        uv_timer_stop(&timer_);
 }
 
 void UpstreamConnection::resumeReading() {
     read_paused_ = false;
     if (state_ == State::Closed)
         return;
+    if (timer_purpose_ == TimerPurpose::Read)
+        armTimer(worker_.config().timeouts.upstream_read.count());
     startReading();
     // Plaintext left inside the TLS session when reading paused may be all there is:
     // no read will come to push it out, so drain it on the next turn.

@@ -140,3 +140,23 @@ def test_trickled_body_arrives_complete(origin, pooled):
     assert cp.returncode == 0, cp.stderr
     assert len(cp.stdout) == 10
     assert time.monotonic() - start >= 0.4
+
+
+def test_a_slow_client_is_not_mistaken_for_a_silent_origin(origin, pooled):
+    # upstream_read bounds how long the origin may go quiet. While pooled holds the origin
+    # back because the client stopped reading, that silence is pooled's own doing.
+    o = origin()
+    p = pooled({"timeouts": {"upstream_read": "1s"}})
+    n = 64 * MiB  # more than the kernel's socket buffers hold: pooled must pause the origin
+    with RawClient(p.port, timeout=30) as c:
+        c.send(request_bytes("GET", o.url("/bytes/%d" % n), o.authority))
+        c.read_until(b"\r\n\r\n")
+        c.read_exact(MiB)
+        time.sleep(2.5)  # the client looks away for longer than upstream_read
+        got = MiB
+        while got < n:
+            take = min(n - got, MiB)
+            c.read_exact(take)
+            got += take
+    assert got == n
+    assert p.wait_access_log(1)[-1]["error"] == ""
