@@ -244,6 +244,10 @@ bool ClientSession::writeClient(std::initializer_list<std::string_view> parts) {
         return false;
     if (clientWriteQueue() > config().buffers.high_water && !client_write_blocked_) {
         client_write_blocked_ = true;
+        // The origin is held back for the client's sake: the client, not the origin,
+        // now has to make progress within client_idle.
+        if (phase_ == Phase::Forwarding)
+            armTimer(config().timeouts.client_idle.count(), Phase::Forwarding);
         if (upstream_)
             upstream_->pauseReading();
         if (tunnel_)
@@ -277,6 +281,8 @@ void ClientSession::onClientWriteDone(void* owner, int status) {
 
 void ClientSession::onClientDrained() {
     client_write_blocked_ = false;
+    if (phase_ == Phase::Forwarding && timer_phase_ == Phase::Forwarding)
+        uv_timer_stop(&timer_);
     if (upstream_)
         upstream_->resumeReading();
     if (tunnel_)
@@ -358,6 +364,14 @@ void ClientSession::onTimer(uv_timer_t* timer) {
         self->end();
         return;
     case Phase::Forwarding:
+        if (self->client_write_blocked_) {
+            // A client that stopped reading must not pin an upstream connection forever.
+            self->record_.error = "client_write_timeout";
+            self->record_.detail = "the client stopped reading the response";
+            self->releaseUpstream(false);
+            self->writeLog();
+            self->end();
+        }
         return;
     }
 }

@@ -160,3 +160,17 @@ def test_a_slow_client_is_not_mistaken_for_a_silent_origin(origin, pooled):
             got += take
     assert got == n
     assert p.wait_access_log(1)[-1]["error"] == ""
+
+
+def test_a_client_that_stops_reading_is_dropped_after_client_idle(origin, pooled):
+    o = origin()
+    p = pooled({"timeouts": {"client_idle": "1s"}})
+    with RawClient(p.port, timeout=30) as c:
+        c.send(request_bytes("GET", o.url("/bytes/%d" % (64 * MiB)), o.authority))
+        c.read_until(b"\r\n\r\n")
+        c.read_exact(MiB)
+        # Stop reading: pooled holds the origin back, then gives up on the client.
+        assert wait_until(lambda: o.stats()["connections_open"] == 0, timeout=6), o.stats()
+    entry = p.wait_access_log(1)[-1]
+    assert entry["error"] == "client_write_timeout"
+    assert_still_serves(p, o)
