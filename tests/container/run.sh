@@ -42,7 +42,7 @@ PY
 PKGS=(podman buildah runc slirp4netns uidmap fuse-overlayfs catatonit debootstrap)
 missing=()
 for p in "${PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == "install ok installed" ]] || missing+=("$p")
 done
 if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}" >/dev/null ||
@@ -128,7 +128,10 @@ uid=$(pm exec "$CONTAINER" id -u)
 [[ $uid == 10001 ]] || { log "FAILED: runs as uid $uid"; fails=$((fails + 1)); }
 body=$(curl -sS --noproxy '' -x "http://127.0.0.1:$PROXY_PORT" "http://127.0.0.1:$ORIGIN_PORT/bytes/10")
 [[ $body == ABCDEFGHIJ ]] || { log "FAILED: request through the container: '$body'"; fails=$((fails + 1)); }
-curl -sS "http://127.0.0.1:$ADMIN_PORT/metrics" | grep -q 'pooled_requests_total{code="2xx"} 1' ||
+# Read the whole page first: grep -q stops early, and under pipefail curl's broken pipe
+# would count as a failure.
+metrics=$(curl -sS "http://127.0.0.1:$ADMIN_PORT/metrics")
+grep -q 'pooled_requests_total{code="2xx"} 1' <<<"$metrics" ||
   { log "FAILED: metrics do not count the request"; fails=$((fails + 1)); }
 pm stop -t 15 "$CONTAINER" >/dev/null
 code=$(pm inspect "$CONTAINER" --format '{{.State.ExitCode}}')
