@@ -2,9 +2,12 @@
 // embedded defaults); read-only once a Worker runs with it.
 #pragma once
 
+#include "proxy/access_control.h"
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -119,6 +122,24 @@ struct ConnectConfig {
     std::vector<uint16_t> allowed_ports{443, 80};
 };
 
+class Credentials;
+
+// Proxy-Authorization: Basic against an htpasswd-style file (crypt(3) hashes).
+struct ProxyAuthConfig {
+    std::string realm = "pooled";
+    std::string credentials_file; // empty: no authentication
+    std::shared_ptr<const Credentials> credentials; // read from the file at load time
+};
+
+// Who may use the proxy, and which resolved addresses it may connect to.
+struct AccessConfig {
+    std::vector<Cidr> allow_clients; // empty: loopback only; else exactly these
+    // Default: 169.254.0.0/16 and fe80::/10 (link-local: cloud metadata endpoints).
+    std::vector<Cidr> deny_destinations = defaultDeniedDestinations();
+    std::vector<Cidr> allow_destinations; // exceptions to deny_destinations
+    ProxyAuthConfig proxy_auth;
+};
+
 struct Config {
     std::vector<ListenerConfig> listeners{ListenerConfig{}};
     std::vector<RouteConfig> routes;
@@ -132,6 +153,7 @@ struct Config {
     TlsConfig tls;
     std::vector<TlsOriginationRule> tls_origination;
     AdminConfig admin;
+    AccessConfig access;
     std::string log_level = "info"; // trace debug info warn error critical off
     std::string via_name = "pooled"; // Via: 1.1 <via_name>
 };

@@ -3,6 +3,8 @@
 // rules that tie settings together. All failures are ConfigError with file, key, line, column.
 #include "config/config_loader.h"
 
+#include "proxy/proxy_auth.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -168,6 +170,9 @@ public:
                      }},
                     {"admin", [&](const YAML::Node& n, const std::string& p) {
                          readAdmin(n, p, config.admin);
+                     }},
+                    {"access", [&](const YAML::Node& n, const std::string& p) {
+                         readAccess(n, p, config.access);
                      }},
                     oneOf("log_level", config.log_level,
                           {"trace", "debug", "info", "warn", "error", "critical", "off"}),
@@ -563,6 +568,58 @@ private:
                 });
     }
 
+    void readAccess(const YAML::Node& node, const std::string& path, AccessConfig& a) {
+        auto cidrs = [&](std::string_view name, std::vector<Cidr>& out) {
+            return Field{name, [this, &out](const YAML::Node& n, const std::string& p) {
+                             out.clear(); // a written list replaces the default
+                             readList(n, p, [&](const YAML::Node& e, const std::string& ep) {
+                                 std::string error;
+                                 auto block = parseCidr(nonEmpty(e, ep), error);
+                                 if (!block)
+                                     fail(ep, error);
+                                 out.push_back(std::move(*block));
+                             });
+                         }};
+        };
+        readMap(node, path,
+                {
+                    cidrs("allow_clients", a.allow_clients),
+                    cidrs("deny_destinations", a.deny_destinations),
+                    cidrs("allow_destinations", a.allow_destinations),
+                    {"proxy_auth", [&](const YAML::Node& n, const std::string& p) {
+                         readProxyAuth(n, p, a.proxy_auth);
+                     }},
+                });
+    }
+
+    // The credentials file is read here, so start, reload and check-config all refuse a
+    // bad one, naming its line.
+    void readProxyAuth(const YAML::Node& node, const std::string& path, ProxyAuthConfig& auth) {
+        readMap(node, path,
+                {
+                    {"realm", [&](const YAML::Node& n, const std::string& p) {
+                         auth.realm = nonEmpty(n, p);
+                         for (char c : auth.realm)
+                             if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+                                 fail(p, "must be printable text");
+                     }},
+                    {"credentials_file", [&](const YAML::Node& n, const std::string& p) {
+                         auth.credentials_file = nonEmpty(n, p);
+                         try {
+                             auth.credentials = std::make_shared<const Credentials>(
+                                 Credentials::load(auth.credentials_file));
+                         } catch (const CredentialsError& e) {
+                             fail(p, auth.credentials_file +
+                                         (e.line > 0 ? ":" + std::to_string(e.line) : "") +
+                                         ": " + e.what());
+                         }
+                     }},
+                });
+        if (!node.IsNull() && auth.credentials_file.empty())
+            failAt(where(path), path + ".credentials_file",
+                   "proxy_auth needs a credentials_file (user:crypt-hash lines)");
+    }
+
     // Per-upstream TLS settings. The files are read (and parsed) by the TLS context at start;
     // here only their presence is checked, so check-config catches a typo in a path too.
     void readUpstreamTls(const YAML::Node& node, const std::string& path, UpstreamTlsConfig& t) {
@@ -725,6 +782,12 @@ private:
                                           std::to_string(listener.port) + " is listed twice");
             if (!listener.route.empty() && routeIndex.count(listener.route) == 0)
                 fail(at + ".route", "no route named '" + listener.route + "'");
+            // Never an open proxy by accident: beyond loopback, say who may connect.
+            if (config.access.allow_clients.empty() && !isLoopbackLiteral(listener.address))
+                fail(at + ".address",
+                     "listener " + listener.address + ":" + std::to_string(listener.port) +
+                         " is not on loopback: set access.allow_clients to the client "
+                         "networks allowed to use it (an open proxy is refused)");
         }
 
         if (config.admin.enabled && config.admin.port != 0 &&

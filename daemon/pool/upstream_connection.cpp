@@ -5,6 +5,7 @@
 #include "core/worker.h"
 #include "core/write_request.h"
 #include "dns/resolver.h"
+#include "proxy/access_control.h"
 #include "tls/tls_context.h"
 
 #include <spdlog/spdlog.h>
@@ -84,6 +85,21 @@ void UpstreamConnection::onResolved(bool ok, const std::string& error,
     dns_us_ = monotonicUs() - phase_start_us_;
     if (!ok || addresses.empty()) {
         failConnect({502, "dns_error", key_.host + ": " + (ok ? "no addresses" : error)});
+        return;
+    }
+    // Access rules apply to where we would actually connect, not to the name asked for.
+    const auto& access = worker_.config().access;
+    std::string denied;
+    std::erase_if(addresses, [&](const sockaddr_storage& a) {
+        const auto* address = reinterpret_cast<const sockaddr*>(&a);
+        if (destinationAllowed(access, address))
+            return false;
+        denied = addressText(address);
+        return true;
+    });
+    if (addresses.empty()) {
+        failConnect({403, "destination_ip_prohibited",
+                     key_.host + ": address " + denied + " is not allowed"});
         return;
     }
     addresses_ = std::move(addresses);

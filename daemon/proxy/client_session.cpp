@@ -8,6 +8,7 @@
 #include "net/tcp_listen.h"
 #include "pool/pool_manager.h"
 #include "pool/upstream_connection.h"
+#include "proxy/access_control.h"
 
 #include <spdlog/spdlog.h>
 
@@ -44,6 +45,10 @@ void ClientSession::start() {
     int length = sizeof peer;
     if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&peer), &length) == 0)
         client_address_ = formatSockaddr(reinterpret_cast<const sockaddr*>(&peer));
+    if (!clientAllowed(config().access, reinterpret_cast<const sockaddr*>(&peer))) {
+        refuse({403, "http_request_denied", "client not allowed"});
+        return;
+    }
     phase_ = Phase::Idle;
     armTimer(config().timeouts.client_idle.count(), Phase::Idle);
     startReadingClient();

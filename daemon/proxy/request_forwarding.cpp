@@ -8,6 +8,7 @@
 #include "observe/access_log.h"
 #include "pool/pool_manager.h"
 #include "pool/upstream_connection.h"
+#include "proxy/proxy_auth.h"
 
 #include <fmt/format.h>
 
@@ -33,6 +34,20 @@ void ClientSession::handleRequestHead() {
     if (expect && !expect_continue_) {
         failRequest({417, "http_request_error", "unsupported expectation"});
         return;
+    }
+    // Requests inside a CONNECT tunnel were authorized with the CONNECT itself.
+    const auto& auth = config().access.proxy_auth;
+    if (auth.credentials && !http_in_tunnel_) {
+        const Header* credentials = request_.find("proxy-authorization");
+        if (!credentials || !auth.credentials->check(credentials->value)) {
+            record_.status = 407;
+            record_.error = "http_request_denied";
+            record_.detail = credentials ? "wrong proxy credentials" : "no proxy credentials";
+            writeClient({renderProxyAuthRequired(config().via_name, auth.realm)});
+            writeLog();
+            closeAfterFlush();
+            return;
+        }
     }
     if (request_.method == "CONNECT") {
         handleConnect();

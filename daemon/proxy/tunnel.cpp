@@ -6,6 +6,7 @@
 #include "core/worker.h"
 #include "pool/pool_manager.h"
 #include "pool/upstream_connection.h"
+#include "proxy/access_control.h"
 
 #include <algorithm>
 
@@ -54,6 +55,16 @@ void ClientSession::handleConnect() {
     }
     if (http_in_tunnel_) {
         failRequest({400, "http_request_error", "CONNECT inside a tunnel"});
+        return;
+    }
+    // An IP literal is checked before the 200; a name is checked once resolved (the 200 is
+    // sent by then, so a denied name only closes the tunnel).
+    sockaddr_storage literal{};
+    if (ipLiteral(authority->host, literal) &&
+        !destinationAllowed(config().access, reinterpret_cast<const sockaddr*>(&literal))) {
+        keep_alive_ = false;
+        failRequest({403, "destination_ip_prohibited",
+                     authority->host + ": address is not allowed"});
         return;
     }
     tunnel_authority_ = *authority;

@@ -150,6 +150,8 @@ TEST_CASE("the sidecar example commented in config/pooled.yaml loads when uncomm
 
 TEST_CASE("every section and key is read into the struct", "[config]") {
     const Config c = load(R"(
+access:
+  allow_clients: [10.0.0.0/8]
 listeners:
   - address: 0.0.0.0:3129
   - address: "[::1]:0"
