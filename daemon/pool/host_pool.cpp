@@ -5,6 +5,7 @@
 #include "core/worker.h"
 #include "pool/pool_manager.h"
 #include "pool/upstream_connection.h"
+#include "proxy/access_control.h"
 
 #include <spdlog/spdlog.h>
 
@@ -61,6 +62,13 @@ bool HostPool::hasIdleNotYetEligible() const {
 UpstreamConnection* HostPool::takeIdle(const PoolWaiter& waiter, bool allow_stale) {
     if (waiter.require_fresh)
         return nullptr;
+    // A reload may have denied where an idle connection goes: close it rather than reuse it.
+    std::vector<UpstreamConnection*> denied;
+    for (auto* c : idle_)
+        if (c->peerAddress() && !destinationAllowed(worker_.config().access, c->peerAddress()))
+            denied.push_back(c);
+    for (auto* c : denied)
+        discard(*c, "destination_denied");
     int64_t now = monotonicUs();
     int64_t fresh_us = worker_.config().pool.fresh_idle_threshold.count() * 1000;
     for (auto it = idle_.rbegin(); it != idle_.rend(); ++it) {

@@ -64,6 +64,12 @@ public:
     State state() const { return state_; }
     const PoolKey& key() const { return key_; }
     uint64_t id() const { return id_; }
+    // The address connected to (valid once connected); access rules may change on reload.
+    const sockaddr* peerAddress() const {
+        return next_address_ == 0 || next_address_ > addresses_.size()
+                   ? nullptr
+                   : reinterpret_cast<const sockaddr*>(&addresses_[next_address_ - 1]);
+    }
     uint32_t requests() const { return requests_; }
     int64_t createdUs() const { return created_us_; }
     int64_t idleSinceUs() const { return idle_since_us_; }

@@ -152,3 +152,37 @@ def test_a_bad_credentials_file_refuses_to_start(pooled_bin, tmp_path):
     r = subprocess.run([pooled_bin, "check-config", str(config)], capture_output=True, text=True, timeout=10)
     assert r.returncode != 0
     assert "access.proxy_auth.credentials_file: %s:1:" % creds in r.stdout + r.stderr
+
+
+def test_a_reload_to_an_open_listener_is_refused_and_the_running_config_kept(origin, pooled):
+    import os
+    import signal
+
+    from kit import wait_until
+
+    o = origin()
+    p = pooled()
+    with open(p.config_path, "w") as f:
+        f.write("listeners:\n  - address: 0.0.0.0:0\n")
+    os.kill(p.pid, signal.SIGHUP)
+    assert wait_until(lambda: "reload failed" in p.stderr_text(), 5), p.stderr_text()[-2000:]
+    assert ":2:14: listeners[0].address: listener 0.0.0.0:0 is not on loopback" in p.stderr_text()
+    assert proxy_request(p.port, o, "GET", "/headers").status == 200
+
+
+def test_a_reload_applies_new_destination_rules(origin, pooled):
+    import os
+    import signal
+
+    import kit
+    from kit import wait_until
+
+    o = origin()
+    p = pooled()
+    assert proxy_request(p.port, o, "GET", "/headers").status == 200
+    with open(p.config_path, "w") as f:
+        f.write(kit.to_yaml(kit.deep_merge(kit.BASE_CONFIG, {"access": {"deny_destinations": ["127.0.0.1/32"]}})) + "\n")
+    os.kill(p.pid, signal.SIGHUP)
+    assert wait_until(lambda: "reload: configuration applied" in p.stderr_text(), 5), p.stderr_text()[-2000:]
+    r = proxy_request(p.port, o, "GET", "/headers")
+    assert r.status == 403 and proxy_status_error(r) == "destination_ip_prohibited"
