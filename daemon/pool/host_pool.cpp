@@ -204,7 +204,8 @@ void HostPool::onUpstreamConnected(UpstreamConnection& connection) {
 
 void HostPool::onUpstreamConnectFailed(UpstreamConnection& connection, const ProxyError& error) {
     --connecting_;
-    spdlog::debug("connect to {} failed: {} {}", key_.toString(), error.token, error.detail);
+    if (spdlog::should_log(spdlog::level::debug)) // toString() allocates: only when logged
+        spdlog::debug("connect to {} failed: {} {}", key_.toString(), error.token, error.detail);
     auto it = connections_.find(&connection);
     if (it != connections_.end()) {
         auto owned = std::move(it->second);
@@ -233,15 +234,17 @@ void HostPool::onUpstreamError(UpstreamConnection& connection, const ProxyError&
 }
 
 void HostPool::learnIdleClose(int64_t idle_ms) {
-    // The origin closes idle connections after about idle_ms: stay safely below.
+    // The origin closes idle connections after about idle_ms (seen, or announced with
+    // Keep-Alive: timeout=N): stay safely below it.
     if (idle_ms <= 0)
         return;
     int64_t margin = std::min<int64_t>(worker_.config().pool.keepalive_margin.count(), idle_ms / 4);
     int64_t learned = std::max<int64_t>(idle_ms - margin, 50);
     if (learned_idle_ms_ < 0 || learned < learned_idle_ms_) {
         learned_idle_ms_ = learned;
-        spdlog::debug("{}: origin closed an idle connection after {} ms; idle timeout now {} ms",
-                      key_.toString(), idle_ms, learned);
+        if (spdlog::should_log(spdlog::level::debug)) // toString() allocates: only when logged
+            spdlog::debug("{}: origin idle limit about {} ms; idle timeout now {} ms",
+                          key_.toString(), idle_ms, learned);
     }
 }
 
@@ -272,11 +275,7 @@ std::string_view HostPool::closeCause(const UpstreamConnection& connection, bool
 void HostPool::release(UpstreamConnection& connection, bool reusable) {
     const auto& pool = worker_.config().pool;
     connection.setEvents(this);
-    if (int64_t hint = connection.keepAliveHintMs(); hint > 0) {
-        int64_t margin = std::min<int64_t>(pool.keepalive_margin.count(), hint / 4);
-        if (learned_idle_ms_ < 0 || hint - margin < learned_idle_ms_)
-            learned_idle_ms_ = hint - margin;
-    }
+    learnIdleClose(connection.keepAliveHintMs()); // -1 (no hint) is ignored
     int64_t idle_timeout = effectiveIdleTimeoutMs();
     bool keep = reusable && connection.responseAllowsReuse() && !worker_.draining() &&
                 idle_timeout > 0 && idle_.size() < pool.max_idle_per_host &&

@@ -549,9 +549,7 @@ void UpstreamConnection::onTimer(uv_timer_t* timer) {
         self->fail({504, "http_response_timeout", "no response from the origin in time"});
         return;
     case TimerPurpose::Read:
-        self->fail({504, self->state_ == State::Raw ? "connection_read_timeout"
-                                                   : "connection_read_timeout",
-                    "origin stopped sending"});
+        self->fail({504, "connection_read_timeout", "origin stopped sending"});
         return;
     case TimerPurpose::Idle:
         self->fail({0, "idle_timeout", "idle timeout"});

@@ -221,7 +221,9 @@ int ClientSession::onHead() {
 int ClientSession::onBody(const char* data, size_t length) {
     record_.bytes_in += length;
     if (request_.chunked) {
-        upstream_body_.append(fmt::format("{:x}\r\n", length));
+        char size_line[24]; // no allocation per chunk
+        auto end = fmt::format_to(size_line, "{:x}\r\n", length);
+        upstream_body_.append(size_line, static_cast<size_t>(end - size_line));
         upstream_body_.append(data, length);
         upstream_body_.append("\r\n");
     } else {

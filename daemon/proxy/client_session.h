@@ -136,7 +136,6 @@ private:
     bool client_write_blocked_ = false; // client write queue above the high-water mark
     bool upstream_write_blocked_ = false;
     bool draining_ = false;
-    bool closing_after_flush_ = false;
     bool tcp_open_ = true;
 
     // The request in flight.

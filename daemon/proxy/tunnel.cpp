@@ -189,16 +189,9 @@ void ClientSession::onTunnelClientEof() {
 }
 
 void ClientSession::closeTunnelIfDone() {
-    if (tunnel_upstream_eof_ && !tunnel_client_eof_) {
-        // Half-close toward the client; the session ends once it closes too.
-        if (tcp_open_ && !closing_after_flush_) {
-            closing_after_flush_ = true;
-            writeLog();
-            closeAfterFlush();
-        }
-        return;
-    }
-    if (tunnel_client_eof_ && tunnel_upstream_eof_) {
+    // The client's EOF only half-closes toward the origin, whose answer may still
+    // come; the origin's EOF ends the tunnel once what it sent is flushed.
+    if (tunnel_upstream_eof_) {
         writeLog();
         closeAfterFlush();
     }

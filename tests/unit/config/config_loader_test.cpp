@@ -1,5 +1,6 @@
 // Specification of the YAML configuration: schema, defaults, and how each mistake is reported.
 #include "config/config_loader.h"
+#include "config_test_support.h"
 
 #include <catch2/catch.hpp>
 
@@ -8,6 +9,8 @@
 #include <string>
 
 using namespace pooled;
+using pooled::test::errorOf;
+using pooled::test::load;
 using namespace std::chrono_literals;
 
 namespace {
@@ -16,21 +19,6 @@ namespace {
 std::string repoFile(const std::string& relative) {
     const auto root = std::filesystem::path(__FILE__).parent_path() / ".." / ".." / "..";
     return (root / relative).lexically_normal().string();
-}
-
-Config load(const std::string& yaml) {
-    return loadConfigString(yaml, "test.yaml");
-}
-
-// The ConfigError that loading `yaml` raises; fails the test if it loads.
-ConfigError errorOf(const std::string& yaml) {
-    try {
-        load(yaml);
-    } catch (const ConfigError& e) {
-        return e;
-    }
-    FAIL("expected a ConfigError for:\n" << yaml);
-    throw; // unreachable: FAIL throws
 }
 
 // Every field of `c` equals the defaults written in config.h.

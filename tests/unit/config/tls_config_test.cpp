@@ -1,5 +1,6 @@
 // Specification of the TLS keys of the configuration: tls, tls_origination, routes[].tls.
 #include "config/config_loader.h"
+#include "config_test_support.h"
 
 #include <catch2/catch.hpp>
 
@@ -8,22 +9,10 @@
 #include <string>
 
 using namespace pooled;
+using pooled::test::errorOf;
+using pooled::test::load;
 
 namespace {
-
-Config load(const std::string& yaml) {
-    return loadConfigString(yaml, "test.yaml");
-}
-
-ConfigError errorOf(const std::string& yaml) {
-    try {
-        load(yaml);
-    } catch (const ConfigError& e) {
-        return e;
-    }
-    FAIL("expected a ConfigError for:\n" << yaml);
-    throw;
-}
 
 // A readable file for the keys that must name one (its content does not matter here).
 std::string someFile() {

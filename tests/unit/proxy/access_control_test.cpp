@@ -2,12 +2,14 @@
 // destination rules, and how the config reports mistakes.
 #include "config/config_loader.h"
 #include "proxy/access_control.h"
+#include "../config/config_test_support.h"
 
 #include <catch2/catch.hpp>
 
 #include <arpa/inet.h>
 
 using namespace pooled;
+using pooled::test::errorOf;
 
 namespace {
 
@@ -32,16 +34,6 @@ std::string cidrError(const std::string& text) {
     std::string error;
     REQUIRE_FALSE(parseCidr(text, error));
     return error;
-}
-
-ConfigError errorOf(const std::string& yaml) {
-    try {
-        loadConfigString(yaml, "test.yaml");
-    } catch (const ConfigError& e) {
-        return e;
-    }
-    FAIL("expected a ConfigError for:\n" << yaml);
-    throw;
 }
 
 } // namespace
