@@ -50,9 +50,10 @@ void Listener::accept() {
     worker_.adoptSession(std::move(session)); // owns the handles from here on
     if (uv_accept(reinterpret_cast<uv_stream_t*>(&tcp_), raw->stream()) != 0)
         worker_.endSession(raw);
-    else if (over_limit)
+    else if (over_limit) {
+        worker_.metrics().onDenied("client_limit");
         raw->refuse({503, "connection_limit_reached", "too many client connections"});
-    else
+    } else
         raw->start();
 }
 

@@ -195,6 +195,10 @@ std::string Metrics::render(const LiveGauges& live, size_t top_hosts) const {
     w.histogram("pooled_upstream_connect_seconds", "TCP connect time of new upstream connections.",
                 upstream_connect);
 
+    w.family("pooled_denied_total", "counter",
+             "Clients and requests turned away by access rules and limits, by reason.");
+    for (const auto& [reason, n] : denials.values())
+        w.sample("pooled_denied_total", label("reason", reason), n);
     w.family("pooled_request_body_bytes_total", "counter", "Request body bytes from clients.");
     w.sample("pooled_request_body_bytes_total", "", bytes_in);
     w.family("pooled_response_body_bytes_total", "counter", "Response body bytes to clients.");

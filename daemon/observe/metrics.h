@@ -74,6 +74,10 @@ struct Metrics {
     // cause: a ProxyError token, or idle_timeout, max_requests, lifetime, origin_closed…
     void onUpstreamClosed(std::string_view cause) { upstream_closed.add(cause); }
     void onReload(bool ok) { (ok ? reloads_ok : reloads_failed)++; }
+    // A client or request turned away by policy: client_not_allowed, client_limit,
+    // proxy_auth, connect_port, destination. Counted apart from request errors because
+    // refused connections never become requests, and a rising count is worth an alert.
+    void onDenied(std::string_view reason) { denials.add(reason); }
 
     // The whole exposition. `top_hosts` bounds the per-host series: the busiest
     // hosts keep their own label, the rest are summed into host="other".
@@ -82,6 +86,7 @@ struct Metrics {
     std::array<uint64_t, 6> requests_by_class{}; // [0] = no status sent, [1..5] = 1xx..5xx
     LabeledCounter request_errors{64};
     LabeledCounter upstream_closed{64};
+    LabeledCounter denials{16};
     uint64_t upstream_created = 0;
     uint64_t upstream_reused = 0;
     uint64_t bytes_in = 0;

@@ -98,6 +98,7 @@ void UpstreamConnection::onResolved(bool ok, const std::string& error,
         return true;
     });
     if (addresses.empty()) {
+        worker_.metrics().onDenied("destination");
         failConnect({403, "destination_ip_prohibited",
                      key_.host + ": address " + denied + " is not allowed"});
         return;

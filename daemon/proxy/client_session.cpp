@@ -9,6 +9,7 @@
 #include "pool/pool_manager.h"
 #include "pool/upstream_connection.h"
 #include "proxy/access_control.h"
+#include "proxy/auth_check.h"
 
 #include <spdlog/spdlog.h>
 
@@ -46,6 +47,7 @@ void ClientSession::start() {
     if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&peer), &length) == 0)
         client_address_ = formatSockaddr(reinterpret_cast<const sockaddr*>(&peer));
     if (!clientAllowed(config().access, reinterpret_cast<const sockaddr*>(&peer))) {
+        worker_.metrics().onDenied("client_not_allowed");
         refuse({403, "http_request_denied", "client not allowed"});
         return;
     }
@@ -389,6 +391,10 @@ void ClientSession::close(std::function<void()> on_closed) {
     if (closer_.closing())
         return;
     phase_ = Phase::Closing;
+    if (auth_check_) {
+        auth_check_->cancel();
+        auth_check_ = nullptr;
+    }
     if (queued())
         worker_.pools().cancel(*this);
     if (upstream_)

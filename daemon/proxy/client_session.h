@@ -22,6 +22,7 @@
 
 namespace pooled {
 
+class AuthCheck;
 class UpstreamConnection;
 class Worker;
 
@@ -79,6 +80,9 @@ private:
 
     // --- one request through the pool (request_forwarding.cpp)
     void handleRequestHead();
+    void continueRequestHead();
+    void onAuthChecked(bool ok);
+    void denyProxyAuth(const char* detail);
     void beginForwarding();
     void checkoutUpstream();
     void onPoolConnection(UpstreamConnection& connection) override;
@@ -128,6 +132,7 @@ private:
     Phase phase_ = Phase::Idle;
     Phase timer_phase_ = Phase::Idle;
     std::string client_address_;
+    AuthCheck* auth_check_ = nullptr; // credentials being hashed; owned by its work request
 
     // Bytes read but not yet parsed (the parser pauses after each head and message).
     std::string pending_input_;

@@ -7,6 +7,7 @@
 
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 namespace pooled {
@@ -123,26 +124,43 @@ Credentials Credentials::load(const std::string& path) {
     return parse(text.str());
 }
 
-bool Credentials::check(std::string_view header_value) const {
+namespace {
+
+// The base64 token of a "Basic" credentials value, without surrounding spaces.
+std::optional<std::string_view> basicToken(std::string_view header_value) {
     constexpr std::string_view kScheme = "basic ";
     if (header_value.size() <= kScheme.size())
-        return false;
+        return std::nullopt;
     for (size_t i = 0; i < kScheme.size(); ++i)
         if (static_cast<char>(std::tolower(static_cast<unsigned char>(header_value[i]))) !=
             kScheme[i])
-            return false;
+            return std::nullopt;
     std::string_view token = header_value.substr(kScheme.size());
     while (!token.empty() && token.front() == ' ')
         token.remove_prefix(1);
     while (!token.empty() && token.back() == ' ')
         token.remove_suffix(1);
-    {
-        std::lock_guard lock(mutex_);
-        if (verified_.count(token))
-            return true;
-    }
+    return token;
+}
+
+} // namespace
+
+bool Credentials::verified(std::string_view header_value) const {
+    auto token = basicToken(header_value);
+    if (!token)
+        return false;
+    std::lock_guard lock(mutex_);
+    return verified_.count(*token) > 0;
+}
+
+bool Credentials::check(std::string_view header_value) const {
+    auto token = basicToken(header_value);
+    if (!token)
+        return false;
+    if (verified(header_value))
+        return true;
     bool ok = false;
-    const std::string decoded = decodeBase64(token, ok);
+    const std::string decoded = decodeBase64(*token, ok);
     const size_t colon = decoded.find(':');
     if (!ok || colon == std::string::npos)
         return false;
@@ -155,7 +173,7 @@ bool Credentials::check(std::string_view header_value) const {
     std::lock_guard lock(mutex_);
     if (verified_.size() >= kMaxVerified)
         verified_.clear();
-    verified_.emplace(token);
+    verified_.emplace(*token);
     return true;
 }
 

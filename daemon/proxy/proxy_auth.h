@@ -30,7 +30,11 @@ public:
 
     size_t size() const { return users_.size(); }
     // The value of a Proxy-Authorization header: "Basic base64(user:password)".
+    // Runs crypt(3), which costs milliseconds by design: call it off the event loop
+    // (AuthCheck) unless verified() already said yes. Thread-safe.
     bool check(std::string_view header_value) const;
+    // Cheap: this header value passed check() recently.
+    bool verified(std::string_view header_value) const;
 
 private:
     std::map<std::string, std::string, std::less<>> users_; // user -> crypt(3) hash

@@ -8,6 +8,7 @@
 #include "observe/access_log.h"
 #include "pool/pool_manager.h"
 #include "pool/upstream_connection.h"
+#include "proxy/auth_check.h"
 #include "proxy/proxy_auth.h"
 
 #include <fmt/format.h>
@@ -39,16 +40,42 @@ void ClientSession::handleRequestHead() {
     const auto& auth = config().access.proxy_auth;
     if (auth.credentials && !http_in_tunnel_) {
         const Header* credentials = request_.find("proxy-authorization");
-        if (!credentials || !auth.credentials->check(credentials->value)) {
-            record_.status = 407;
-            record_.error = "http_request_denied";
-            record_.detail = credentials ? "wrong proxy credentials" : "no proxy credentials";
-            writeClient({renderProxyAuthRequired(config().via_name, auth.realm)});
-            writeLog();
-            closeAfterFlush();
+        if (!credentials) {
+            denyProxyAuth("no proxy credentials");
+            return;
+        }
+        if (!auth.credentials->verified(credentials->value)) {
+            // Not seen yet: hash it on the thread pool; the body waits (Phase::Waiting).
+            phase_ = Phase::Waiting;
+            auth_check_ = AuthCheck::start(worker_.loop(), auth.credentials, credentials->value,
+                                           [this](bool ok) { onAuthChecked(ok); });
             return;
         }
     }
+    continueRequestHead();
+}
+
+void ClientSession::onAuthChecked(bool ok) {
+    auth_check_ = nullptr;
+    if (!ok) {
+        denyProxyAuth("wrong proxy credentials");
+        return;
+    }
+    continueRequestHead();
+    feedParser(); // body bytes read with the head
+}
+
+void ClientSession::denyProxyAuth(const char* detail) {
+    worker_.metrics().onDenied("proxy_auth");
+    record_.status = 407;
+    record_.error = "http_request_denied";
+    record_.detail = detail;
+    writeClient({renderProxyAuthRequired(config().via_name, config().access.proxy_auth.realm)});
+    writeLog();
+    closeAfterFlush();
+}
+
+void ClientSession::continueRequestHead() {
     if (request_.method == "CONNECT") {
         handleConnect();
         return;

@@ -49,6 +49,7 @@ void ClientSession::handleConnect() {
     const auto& allowed = config().connect.allowed_ports;
     if (std::find(allowed.begin(), allowed.end(), authority->port) == allowed.end()) {
         keep_alive_ = false;
+        worker_.metrics().onDenied("connect_port");
         failRequest({403, "http_request_denied",
                      "CONNECT to port " + std::to_string(authority->port) + " is not allowed"});
         return;
@@ -63,6 +64,7 @@ void ClientSession::handleConnect() {
     if (ipLiteral(authority->host, literal) &&
         !destinationAllowed(config().access, reinterpret_cast<const sockaddr*>(&literal))) {
         keep_alive_ = false;
+        worker_.metrics().onDenied("destination");
         failRequest({403, "destination_ip_prohibited",
                      authority->host + ": address is not allowed"});
         return;

@@ -3,9 +3,12 @@
 import base64
 import socket
 import subprocess
+import threading
+import time
 
 import pytest
 
+from kit import admin_get, admin_port, metric, with_admin
 from kit import RawClient, proxy_request, proxy_status_error, recv_until_close, request_bytes, parse_response_bytes
 
 
@@ -142,6 +145,54 @@ def test_proxy_auth_covers_connect(echo_server, pooled, htpasswd):
         c.send(("CONNECT %s HTTP/1.1\r\nHost: %s\r\nProxy-Authorization: %s\r\n\r\n"
                 % (target, target, basic("alice", "s3cret"))).encode())
         assert c.read_response("CONNECT").status == 200
+
+
+def test_a_slow_password_hash_does_not_stall_other_clients(origin, pooled, tmp_path):
+    # SHA-crypt with 2,000,000 rounds takes about a second: hashed on the event loop it
+    # would hold up every other connection until the wrong password was rejected.
+    hashed = subprocess.run(["openssl", "passwd", "-6", "-salt", "saltsalt", "s3cret"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    slow = hashed.replace("$6$", "$6$rounds=2000000$", 1)
+    slow_hash = subprocess.run(["/usr/bin/python3", "-c",
+                                "import crypt,sys; print(crypt.crypt('s3cret', sys.argv[1]))", slow],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    creds = tmp_path / "htpasswd"
+    creds.write_text("alice:%s\n" % slow_hash)
+    o = origin()
+    p = pooled({"access": {"proxy_auth": {"credentials_file": str(creds)}}})
+    good = [("Proxy-Authorization", basic("alice", "s3cret"))]
+    assert proxy_request(p.port, o, "GET", "/bytes/1", headers=good, timeout=30).status == 200  # now cached
+    finished = []
+    def guess():
+        r = proxy_request(p.port, o, "GET", "/bytes/1", headers=[("Proxy-Authorization", basic("alice", "guess"))],
+                          timeout=30)
+        finished.append(("guess", r.status))
+    guesser = threading.Thread(target=guess)
+    guesser.start()
+    time.sleep(0.1)  # the guess is being hashed now
+    r = proxy_request(p.port, o, "GET", "/bytes/1", headers=good, timeout=30)
+    finished.append(("cached", r.status))
+    guesser.join(30)
+    assert finished == [("cached", 200), ("guess", 407)]
+
+
+def test_denials_are_counted_by_reason_in_metrics(origin, pooled, htpasswd):
+    o = origin()
+    p = pooled(with_admin({"access": {"allow_clients": ["127.0.0.1/32"], "deny_destinations": ["127.0.0.3/32"],
+                                      "proxy_auth": {"credentials_file": htpasswd}},
+                           "connect": {"allowed_ports": [443]}}))
+    auth = [("Proxy-Authorization", basic("alice", "s3cret"))]
+    from_address(p.port, "127.0.0.2", request_bytes("GET", o.url("/"), o.authority))
+    assert proxy_request(p.port, o, "GET", "/").status == 407
+    with RawClient(p.port) as c:
+        c.send(request_bytes("CONNECT", "127.0.0.1:25", "127.0.0.1:25", auth))
+        assert c.read_response("CONNECT").status == 403
+    with RawClient(p.port) as c:
+        c.send(request_bytes("GET", "http://127.0.0.3:%d/" % o.port, "127.0.0.3:%d" % o.port, auth))
+        assert c.read_response().status == 403
+    text = admin_get(admin_port(p), "/metrics").text
+    for reason in ("client_not_allowed", "proxy_auth", "connect_port", "destination"):
+        assert metric(text, "pooled_denied_total", 'reason="%s"' % reason) == 1, (reason, text)
 
 
 def test_a_bad_credentials_file_refuses_to_start(pooled_bin, tmp_path):

@@ -2,7 +2,6 @@
 
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -13,35 +12,8 @@ import pytest
 import requests
 
 import kit
-from kit import wait_until
+from kit import admin_get, admin_port, metric, wait_until, with_admin
 
-ADMIN_RE = re.compile(r"admin listening on (\S+):(\d+)")
-
-
-def admin_port(p):
-    m = wait_until(lambda: ADMIN_RE.search(p.stderr_text()), 5)
-    assert m, p.stderr_text()
-    return int(m.group(2))
-
-
-def admin_get(port, path, timeout=5):
-    return requests.get("http://127.0.0.1:%d%s" % (port, path), timeout=timeout,
-                        proxies={"http": None, "https": None})
-
-
-def with_admin(extra=None):
-    config = {"admin": {"enabled": True, "address": "127.0.0.1:0"}}
-    config.update(extra or {})
-    return config
-
-
-def metric(text, name, labels=""):
-    """The value of one sample, e.g. metric(text, 'pooled_requests_total', 'code="2xx"')."""
-    want = name + ("{%s}" % labels if labels else "")
-    for line in text.splitlines():
-        if line.startswith(want + " "):
-            return float(line.split()[-1])
-    return None
 
 
 def test_admin_is_off_by_default(pooled):
