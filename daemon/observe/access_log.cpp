@@ -1,21 +1,10 @@
 // The per-request latency log: formats a RequestRecord as one JSON or text line and hands it to
-// a private asynchronous spdlog logger, so the event loop only pays for formatting and a queue
-// push, never for I/O.
+// a LineWriter, so the event loop only pays for formatting and an append, never for I/O.
 #include "observe/access_log.h"
-
-#include <spdlog/async_logger.h>
-#include <spdlog/details/thread_pool.h>
-#include <spdlog/sinks/basic_file_sink.h>
-#include <spdlog/sinks/sink.h>
-#include <spdlog/sinks/stdout_sinks.h>
-#include <spdlog/spdlog.h>
 
 #include <fmt/format.h>
 
-#include <atomic>
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
 #include <stdexcept>
 #include <string_view>
 #include <utility>
@@ -23,10 +12,6 @@
 namespace pooled {
 
 namespace {
-
-// Records queued between the loop and the writer thread. A JSON line is ~400 bytes, so this is
-// a few MB of slack, enough to absorb a burst or a short stall of the output.
-constexpr size_t kQueueItems = 8192;
 
 // ---------------------------------------------------------------------------------------------
 // Formatting helpers. Everything appends to a fmt::memory_buffer (inline storage, no iostreams)
@@ -285,102 +270,6 @@ void appendText(fmt::memory_buffer& out, const RequestRecord& r) {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Output side.
-
-// Wraps the real sink (stdout/stderr/file) on the writer thread. It adds two things spdlog 1.10
-// lacks without global state:
-//  * timely delivery: the file sink buffers in its FILE*, and spdlog's periodic flusher is a
-//    registry-wide singleton. Instead, whenever the queue has drained after a record, the output
-//    is flushed. At low rates every line reaches the reader immediately; under load flushes
-//    happen once per drained batch, so the FILE* buffer still coalesces writes.
-//  * a synchronous flush(): async_logger::flush() only enqueues a flush request. The sink counts
-//    records it has handled and publishes, after each real flush, how many are on the output;
-//    AccessLog::flush() waits until that covers every record submitted before the call.
-class FlushingSink final : public spdlog::sinks::sink {
-public:
-    FlushingSink(spdlog::sink_ptr inner, spdlog::details::thread_pool* pool)
-        : inner_(std::move(inner)), pool_(pool) {}
-
-    void log(const spdlog::details::log_msg& msg) override {
-        ++handled_; // counted even if the write throws, so a flush() can never wait forever
-        inner_->log(msg);
-        // pool_ is valid: this only runs on that pool's own worker thread.
-        if (pool_->queue_size() == 0) flushNow();
-    }
-    void flush() override { flushNow(); }
-    void set_pattern(const std::string& pattern) override { inner_->set_pattern(pattern); }
-    void set_formatter(std::unique_ptr<spdlog::formatter> formatter) override {
-        inner_->set_formatter(std::move(formatter));
-    }
-
-    void noteSubmitted() { submitted_.fetch_add(1, std::memory_order_relaxed); }
-
-    uint64_t submitted() const { return submitted_.load(std::memory_order_relaxed); }
-
-    // Blocks until `target` records are on the output. The caller reads submitted() and then
-    // requests a flush, so a flush that publishes at least `target` is guaranteed to come.
-    void waitFlushed(uint64_t target) {
-        std::unique_lock lock(mutex_);
-        flushed_cv_.wait(lock, [&] { return flushed_ >= target; });
-    }
-
-private:
-    void flushNow() {
-        // Publish even if the flush throws (e.g. disk full): the records were attempted, and a
-        // waiter must not hang on a failure spdlog's error handler already reported.
-        struct Publish {
-            FlushingSink& sink;
-            ~Publish() {
-                {
-                    std::lock_guard lock(sink.mutex_);
-                    sink.flushed_ = sink.handled_;
-                }
-                sink.flushed_cv_.notify_all();
-            }
-        } publish{*this};
-        inner_->flush();
-    }
-
-    spdlog::sink_ptr inner_;
-    spdlog::details::thread_pool* pool_;
-    std::atomic<uint64_t> submitted_{0}; // written by loop threads
-    uint64_t handled_ = 0;               // writer thread only
-    std::mutex mutex_;
-    std::condition_variable flushed_cv_;
-    uint64_t flushed_ = 0; // guarded by mutex_
-};
-
-// Owns the private thread pool together with the logger. async_logger only keeps a weak_ptr to
-// its pool, so AccessLog::logger_ points into this bundle (shared_ptr aliasing) to keep both
-// alive exactly as long as the log. Destruction first drops the pool, whose destructor drains
-// the queue and joins the writer thread; only then are the logger and its sinks freed, so
-// nothing is destroyed while the writer may still touch it.
-struct Pipeline {
-    std::shared_ptr<spdlog::details::thread_pool> pool;
-    std::shared_ptr<spdlog::async_logger> logger;
-    ~Pipeline() {
-        pool.reset();
-        logger.reset();
-    }
-};
-
-spdlog::sink_ptr openOutput(const std::string& output) {
-    if (output == "stdout") return std::make_shared<spdlog::sinks::stdout_sink_mt>();
-    if (output == "stderr") return std::make_shared<spdlog::sinks::stderr_sink_mt>();
-    if (output.empty()) throw std::runtime_error("access_log.output is empty");
-    try {
-        return std::make_shared<spdlog::sinks::basic_file_sink_mt>(output, /*truncate=*/false);
-    } catch (const spdlog::spdlog_ex& e) { // spdlog_ex is not a runtime_error; callers expect one
-        throw std::runtime_error("cannot open access log '" + output + "': " + e.what());
-    }
-}
-
-FlushingSink& flushingSink(spdlog::logger& logger) {
-    // The logger is built in the constructor below with exactly this one sink.
-    return static_cast<FlushingSink&>(*logger.sinks().front());
-}
-
 } // namespace
 
 AccessLog::AccessLog(const AccessLogConfig& config)
@@ -390,34 +279,10 @@ AccessLog::AccessLog(const AccessLogConfig& config)
         throw std::runtime_error("access_log.format must be json or text, got '" + config.format +
                                  "'");
     }
-    auto pipeline = std::make_shared<Pipeline>();
-    pipeline->pool = std::make_shared<spdlog::details::thread_pool>(kQueueItems, 1);
-    auto sink = std::make_shared<FlushingSink>(openOutput(config.output), pipeline->pool.get());
-    // Overflow policy block, not overrun_oldest: an access log that silently drops records under
-    // load is worst exactly when it is needed. The writer sustains ~350k lines/s to a file and
-    // ~100k/s to a pipe (spdlog's stdout sink fflushes every line), so a full queue means the
-    // output itself is stuck or slow, and back-pressure on the loop shows that instead of
-    // hiding it in lost records.
-    pipeline->logger = std::make_shared<spdlog::async_logger>(
-        "access", std::move(sink), pipeline->pool, spdlog::async_overflow_policy::block);
-    pipeline->logger->set_pattern("%v"); // the record is the whole line
-    pipeline->logger->set_level(spdlog::level::info);
-    // Records are logged at info, so this never fires today; it keeps errors written through this
-    // logger from sitting in a buffer should any ever be added.
-    pipeline->logger->flush_on(spdlog::level::err);
-    // Deliberately not spdlog::register_logger(): no process-wide state.
-    logger_ = std::shared_ptr<spdlog::logger>(pipeline, pipeline->logger.get());
+    writer_ = std::make_unique<LineWriter>(config.output);
 }
 
-AccessLog::~AccessLog() {
-    if (!logger_) return;
-    try {
-        flush();
-    } catch (...) {
-        // Nothing useful to do while tearing down; the pool still drains what is queued.
-    }
-    logger_.reset(); // destroys the Pipeline: drains the queue and joins the writer thread
-}
+AccessLog::~AccessLog() = default; // the writer delivers what is buffered, then stops
 
 void AccessLog::write(const RequestRecord& record) {
     if (!enabled_) return;
@@ -427,16 +292,11 @@ void AccessLog::write(const RequestRecord& record) {
     } else {
         appendText(line, record);
     }
-    flushingSink(*logger_).noteSubmitted();
-    logger_->log(spdlog::level::info, spdlog::string_view_t(line.data(), line.size()));
+    writer_->write(std::string_view(line.data(), line.size()));
 }
 
 void AccessLog::flush() {
-    if (!enabled_) return;
-    FlushingSink& sink = flushingSink(*logger_);
-    const uint64_t target = sink.submitted();
-    logger_->flush(); // enqueued behind every record submitted so far
-    sink.waitFlushed(target);
+    if (enabled_) writer_->flush();
 }
 
 std::string AccessLog::formatJson(const RequestRecord& record) {

@@ -1,16 +1,13 @@
 // The per-request latency log: one JSON (or text) line per finished request,
-// written through an asynchronous spdlog logger so the loop never waits on I/O.
+// written by a LineWriter thread so the loop never waits on I/O.
 #pragma once
 
 #include "config/config.h"
+#include "observe/line_writer.h"
 #include "observe/request_record.h"
 
 #include <memory>
 #include <string>
-
-namespace spdlog {
-class logger;
-}
 
 namespace pooled {
 
@@ -33,7 +30,7 @@ public:
 private:
     bool enabled_;
     bool json_;
-    std::shared_ptr<spdlog::logger> logger_;
+    std::unique_ptr<LineWriter> writer_;
 };
 
 } // namespace pooled

@@ -1,0 +1,51 @@
+// Appends whole lines to a file descriptor from a writer thread of its own, so the event
+// loop never waits on the disk or a pipe. Lines collect in one buffer while the previous
+// batch is being written (group commit): at a low rate each line is written at once, under
+// load one write(2) carries thousands of lines, and the cost on the loop is a short mutex
+// hold and an append. nginx's `access_log ... buffer=` does the same without the thread.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+
+namespace pooled {
+
+class LineWriter {
+public:
+    // "stdout", "stderr" or a file path (created, appended to). Throws std::runtime_error
+    // if the file cannot be opened.
+    explicit LineWriter(const std::string& output);
+    // Writes what is buffered, then stops the thread.
+    ~LineWriter();
+    LineWriter(const LineWriter&) = delete;
+    LineWriter& operator=(const LineWriter&) = delete;
+
+    // `line` without its newline. Thread-safe. Blocks only when kMaxBuffered bytes wait
+    // already, i.e. the output is stuck: losing records silently would be worse.
+    void write(std::string_view line);
+    // Returns once every line written before the call has been handed to the kernel.
+    void flush();
+
+    static constexpr size_t kMaxBuffered = 4 << 20;
+
+private:
+    void run();
+    void writeAll(const std::string& batch);
+
+    int fd_ = -1;
+    bool owns_fd_ = false;
+    std::mutex mutex_;
+    std::condition_variable wake_;    // lines waiting, or stopping
+    std::condition_variable written_; // a batch reached the kernel, or room in the buffer
+    std::string pending_;             // guarded by mutex_
+    uint64_t appended_ = 0;           // lines appended so far (guarded)
+    uint64_t done_ = 0;               // lines handed to the kernel so far (guarded)
+    bool stopping_ = false;           // guarded
+    std::thread thread_;              // last: starts once everything above exists
+};
+
+} // namespace pooled
