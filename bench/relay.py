@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """User-space WAN emulator: a TCP relay that adds latency (this kernel has no netem).
 
-    relay.py --upstream 127.0.0.1:8000 [--listen 127.0.0.1:0] [--rtt-ms 50]
+    relay.py --upstream 127.0.0.1:8000 [--listen 127.0.0.1:0] [--rtt-ms 50] [--aliases K]
 
 Model, per accepted connection (accepted at t0):
   * connection setup costs one RTT: nothing goes through before t0 + RTT
@@ -11,6 +11,8 @@ Model, per accepted connection (accepted at t0):
     sleeps until each chunk's deadline), so back-to-back chunks are not serialized:
     the delay is pure propagation, no bandwidth limit.
   * a half-close (EOF) travels the same way, RTT/2 after it was seen.
+--aliases K also listens on 127.0.0.2 ... 127.0.0.(K+1), same port: to a proxy each is
+another origin with a pool of its own, so one proxy process can be measured cold K times.
 Logs `listening on HOST:PORT` on stderr once bound. Loopback only.
 """
 import argparse
@@ -99,6 +101,7 @@ async def main():
     ap.add_argument("--upstream", required=True, help="origin HOST:PORT (loopback)")
     ap.add_argument("--listen", default="127.0.0.1:0")
     ap.add_argument("--rtt-ms", type=float, default=50.0)
+    ap.add_argument("--aliases", type=int, default=0)
     args = ap.parse_args()
     for hp in (args.listen, args.upstream):
         if not hp.startswith(("127.", "localhost:", "[::1]")):
@@ -107,6 +110,11 @@ async def main():
     server = await asyncio.start_server(lambda r, w: handle(r, w, args), host, int(port),
                                         reuse_address=True)
     addr = server.sockets[0].getsockname()
+    aliases = [f"127.0.0.{i}" for i in range(2, args.aliases + 2)]
+    if aliases and not host.startswith("127."):
+        sys.exit("relay: --aliases needs a 127.x --listen address")
+    extra = [await asyncio.start_server(lambda r, w: handle(r, w, args), a, addr[1],
+                                        reuse_address=True) for a in aliases]
     print(f"listening on {addr[0]}:{addr[1]}", file=sys.stderr, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,8 +1,13 @@
 #!/usr/bin/python3
 """Turn bench/run's raw.jsonl into latest.md (tables, ratios) and PNG bar charts.
 
-    report.py --raw results/raw.jsonl --out results [--mode full|quick]
-    report.py --pooled-log FILE     # summary of one pooled access log, as JSON
+    report.py --raw results/raw.jsonl --out results [--mode full|quick] [--pooled-bin BIN]
+              [--load BEFORE,AFTER] [--timings S1,S2,S3,TOTAL]
+    report.py --annotate RAW --pooled-log FILE  # add pooled's counts to §1's via-pooled
+                                                # records (by the alias each one used)
+
+Records carry their section (1: the seed experiment, here; 2 and 3: report_loopback.py).
+A full run writes latest.md and chart_*.png; a quick run quick.md and quick-chart_*.png.
 """
 import argparse
 import collections
@@ -13,6 +18,9 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.parse
+
+import report_loopback
 
 CLIENTS = [("naive", "serialized `requests.get`"), ("session", "`requests.Session`"),
            ("futures2", "FuturesSession, 2 workers"), ("futures10", "FuturesSession, 10 workers"),
@@ -23,8 +31,8 @@ TARGET = 1.02
 
 
 def pooled_log(path):
-    n = reused = 0
-    conns = set()
+    """{host: {pooled_requests, pooled_reused, upstream_conns}} from a JSON access log."""
+    per = collections.defaultdict(lambda: [0, 0, set()])
     with open(path) as f:
         for line in f:
             line = line.strip()
@@ -34,11 +42,23 @@ def pooled_log(path):
                 d = json.loads(line)
             except ValueError:
                 continue
-            n += 1
-            reused += bool(d.get("reused"))
-            conns.add(d.get("upstream_conn"))
-    print(json.dumps({"pooled_requests": n, "pooled_reused": reused,
-                      "upstream_conns": len(conns - {None})}))
+            h = per[d.get("host")]
+            h[0] += 1
+            h[1] += bool(d.get("reused"))
+            h[2].add(d.get("upstream_conn"))
+    return {k: {"pooled_requests": n, "pooled_reused": r, "upstream_conns": len(c - {None})}
+            for k, (n, r, c) in per.items()}
+
+
+def annotate(raw, log):
+    per = pooled_log(log)
+    recs = [json.loads(l) for l in open(raw) if l.strip()]
+    for r in recs:
+        if r.get("section", 1) == 1 and r["via"] != "direct":
+            r.update(per.get(urllib.parse.urlsplit(r["url"]).hostname,
+                             {"pooled_requests": 0, "pooled_reused": 0, "upstream_conns": 0}))
+    with open(raw, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in recs)
 
 
 def med(xs):
@@ -49,7 +69,7 @@ def fmt(x, nd=2):
     return "—" if x is None else f"{x:.{nd}f}"
 
 
-def chart(out, ep, rows, n, rtt):
+def chart(out, prefix, ep, rows, n, rtt):
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -84,16 +104,14 @@ def chart(out, ep, rows, n, rtt):
     ax.set_title(f"GET {ep}, RTT {rtt:g} ms (user-space relay), httpbin/gunicorn")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    name = "chart" + ep.replace("/", "_") + ".png"
+    name = prefix + "chart" + ep.replace("/", "_") + ".png"
     fig.savefig(os.path.join(out, name))
     plt.close(fig)
     return name
 
 
-def report(raw, out, mode):
-    recs = [json.loads(l) for l in open(raw) if l.strip()]
-    if not recs:
-        sys.exit("report.py: no measurements")
+def seed_section(recs, out, prefix):
+    """§1: the seed experiment, with latency. Returns (markdown lines, verdict lines)."""
     by = collections.defaultdict(list)
     logs = collections.defaultdict(list)
     for r in recs:
@@ -104,27 +122,21 @@ def report(raw, out, mode):
     rtt = recs[0]["rtt_ms"]
     runs = max(r["run"] for r in recs)
     endpoints = list(dict.fromkeys(r["endpoint"] for r in recs))
-    try:
-        commit = subprocess.run(["git", "-C", os.path.dirname(os.path.abspath(__file__)),
-                                 "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True).stdout.strip()
-    except OSError:
-        commit = "?"
-    L = [f"# pooled benchmark: the seed experiment ({mode} run)", "",
-         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit `{commit}`, "
-         f"{platform.node()} ({os.cpu_count()} CPUs), Python {platform.python_version()}.",
-         f"N = {n} requests per measurement, median of {runs} runs. WAN emulated by "
+    L = ["## 1. The seed experiment, with latency", "",
+         f"N = {n} requests per measurement, median of {runs} run(s). WAN emulated by "
          f"`bench/relay.py`: RTT {rtt:g} ms (connection setup costs 1 RTT, each chunk "
          f"RTT/2 each way). Origin: httpbin under gunicorn (gthread, keep-alive).",
          "Topology: client → pooled (loopback) → relay (RTT) → origin. \"via pooled\" = "
-         "same client code with `HTTP_PROXY` pointing at a freshly started pooled (cold "
-         "pool); \"warm\" = one untimed request through it first.", ""]
+         "same client code with `HTTP_PROXY` pointing at pooled, each measurement to its "
+         "own loopback alias of the relay (127.0.0.K), an origin pooled has not seen yet "
+         "(cold pool, like a fresh Session's); \"warm\" = one untimed request through it "
+         "first. Upstream conns: from pooled's access log, that alias only.", ""]
     verdicts = []
     charts = []
     for ep in endpoints:
         rows = {(c, v): med(by.get((ep, c, v), [])) for c, _ in CLIENTS
                 for v in ("direct", "pooled", "pooled-warm")}
-        L += [f"## GET {ep}", "",
+        L += [f"### GET {ep}", "",
               "| client | direct (s) | via pooled (s) | pooled / direct | upstream conns "
               "via pooled | seed, direct (s) |",
               "|---|---:|---:|---:|---:|---:|"]
@@ -161,15 +173,56 @@ def report(raw, out, mode):
             f"{c}/{v}: " + ", ".join(f"{x:.3f}" for x in by[(ep, c, v)])
             for c, _ in CLIENTS for v in ("direct", "pooled") if by.get((ep, c, v))))
         L.append("")
-        name = chart(out, ep, rows, n, rtt)
+        name = chart(out, prefix, ep, rows, n, rtt)
         if name:
             charts.append(name)
             L += [f"![GET {ep}]({name})", ""]
-    with open(os.path.join(out, "latest.md"), "w") as f:
-        f.write("\n".join(L))
-    for ep, r, ok in verdicts:
-        print(f"report.py: GET {ep}: naive via pooled / Session direct = {r:.3f} "
-              f"({'target met' if ok else 'target NOT met'})")
+    V = [f"§1 GET {ep}: naive via pooled / Session direct = {r:.3f} (target ≤ {TARGET})"
+         for ep, r, ok in verdicts if not ok]
+    return L, V
+
+
+def report(raw, out, mode, pooled_bin, load, timings):
+    recs = [json.loads(l) for l in open(raw) if l.strip()]
+    if not recs:
+        sys.exit("report.py: no measurements")
+    prefix = "quick-" if mode == "quick" else ""
+    try:
+        commit = subprocess.run(["git", "-C", os.path.dirname(os.path.abspath(__file__)),
+                                 "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True).stdout.strip()
+    except OSError:
+        commit = "?"
+    L = [f"# pooled benchmarks ({mode} run)", "",
+         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit `{commit}`, "
+         f"{platform.node()} ({os.cpu_count()} CPUs, shared), Python "
+         f"{platform.python_version()}, binary `{pooled_bin or '?'}`."]
+    if load:
+        L.append(f"Load average (1 min) at start {load[0]}, at end {load[1]}: other work ran on "
+                 "this machine meanwhile, so figures are noisy; ratios come from the same rounds.")
+    if timings:
+        L.append(f"Wall time: §1 {timings[0]} s, §2 {timings[1]} s, §3 {timings[2]} s, "
+                 f"total {timings[3]} s.")
+    L.append("")
+    sections = collections.defaultdict(list)
+    for r in recs:
+        sections[r.get("section", 1)].append(r)
+    verdicts = []
+    parts = {1: lambda rs: seed_section(rs, out, prefix),
+             2: lambda rs: report_loopback.section2(rs, out, prefix),
+             3: lambda rs: report_loopback.section3(rs, out, prefix)}
+    body = []
+    for sec in sorted(sections):
+        lines, v = parts[sec](sections[sec])
+        body += lines
+        verdicts += v
+    L += ["Targets missed: " + ("none." if not verdicts else ""), ""]
+    L += [f"- {v}" for v in verdicts] + ([""] if verdicts else [])
+    name = "quick.md" if mode == "quick" else "latest.md"
+    with open(os.path.join(out, name), "w") as f:
+        f.write("\n".join(L + body))
+    for v in verdicts:
+        print(f"report.py: target missed: {v}")
 
 
 def main():
@@ -178,10 +231,15 @@ def main():
     ap.add_argument("--out")
     ap.add_argument("--mode", default="full")
     ap.add_argument("--pooled-log")
+    ap.add_argument("--annotate")
+    ap.add_argument("--pooled-bin")
+    ap.add_argument("--load")
+    ap.add_argument("--timings")
     a = ap.parse_args()
-    if a.pooled_log:
-        return pooled_log(a.pooled_log)
-    report(a.raw, a.out, a.mode)
+    if a.annotate:
+        return annotate(a.annotate, a.pooled_log)
+    report(a.raw, a.out, a.mode, a.pooled_bin, a.load and a.load.split(","),
+           a.timings and a.timings.split(","))
 
 
 if __name__ == "__main__":
