@@ -180,6 +180,9 @@ void HostPool::serveWaiters() {
     // No room for fresh connections: an older idle one beats waiting for a slot.
     if (waiters_.size() > connecting_ && !canOpen())
         serveFromIdle(true);
+    // The queue is served: what release() kept above max_idle_per_host for it goes.
+    while (waiters_.empty() && idle_.size() > worker_.config().pool.max_idle_per_host)
+        discard(*idle_.front(), "max_idle");
 }
 
 void HostPool::openForWaiters() {
@@ -277,8 +280,11 @@ void HostPool::release(UpstreamConnection& connection, bool reusable) {
     connection.setEvents(this);
     learnIdleClose(connection.keepAliveHintMs()); // -1 (no hint) is ignored
     int64_t idle_timeout = effectiveIdleTimeoutMs();
+    // Idle connections that queued requests will take next turn are not idle: the cap
+    // must not close them only for those requests to open new ones.
+    bool idle_room = idle_.size() < pool.max_idle_per_host || idle_.size() < waiters_.size();
     bool keep = reusable && connection.responseAllowsReuse() && !worker_.draining() &&
-                idle_timeout > 0 && idle_.size() < pool.max_idle_per_host &&
+                idle_timeout > 0 && idle_room &&
                 (pool.max_requests_per_connection == 0 ||
                  connection.requests() < pool.max_requests_per_connection) &&
                 (connection.expiresUs() == 0 || monotonicUs() < connection.expiresUs());
