@@ -496,6 +496,7 @@ bool UpstreamConnection::responseAllowsReuse() const {
 
 void UpstreamConnection::enterIdle(int64_t timeout_ms) {
     state_ = State::Idle;
+    been_idle_ = true;
     idle_since_us_ = monotonicUs();
     read_paused_ = false;
     startReading();

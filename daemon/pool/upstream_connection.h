@@ -86,6 +86,9 @@ public:
     // Keep-Alive: timeout=N of the last response, in ms; -1 when absent.
     int64_t keepAliveHintMs() const { return keepalive_hint_ms_; }
     bool everUsed() const { return requests_ > 0; }
+    // It waited in a pool's idle list (warm after connect, or between requests), where
+    // the origin may have closed it unseen: a failure before any answer may be replayed.
+    bool hasBeenIdle() const { return been_idle_; }
 
 private:
     // HttpParser::Handler
@@ -161,6 +164,7 @@ private:
     bool response_complete_ = false;
     bool informational_ = false;
     bool reusable_ = true;
+    bool been_idle_ = false;
     size_t write_high_water_;
     size_t write_low_water_;
     bool above_high_water_ = false;

@@ -262,10 +262,10 @@ void ClientSession::onUpstreamError(UpstreamConnection& connection, const ProxyE
         end();
         return;
     }
-    bool reused = connection.requests() > 1;
+    bool was_idle = connection.hasBeenIdle(); // also a warm one on its first request
     bool started = connection.responseStarted();
     releaseUpstream(false);
-    if (!response_head_sent_ && reused && !started && record_.retries == 0 &&
+    if (!response_head_sent_ && was_idle && !started && record_.retries == 0 &&
         requestReplayable()) {
         // The classic stale keep-alive race: the origin closed this connection as we
         // reused it. Nothing was answered, nothing unrepeatable was sent: replay once.
