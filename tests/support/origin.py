@@ -15,6 +15,10 @@ the same head without a body):
   GET /chunked/N[?chunk=S]     N bytes, Transfer-Encoding: chunked (chunks of S, default 16 KiB)
   GET /close-delimited/N       N bytes, no framing, connection closed afterwards
   GET /reset-after/N           Content-Length 2N, sends N bytes then RST (SO_LINGER 0)
+  GET /reset-before-head[?reused_only=1]
+                               reads the request, then RST before any response byte;
+                               reused_only=1: only on a connection that already served a
+                               request (the first request on a connection gets 200 "fresh")
   GET /trickle/N?interval_ms=M N bytes (Content-Length) one byte every M ms (default 100)
   GET /delay/MS                answers 200 after MS milliseconds
   GET /hang                    reads the request, never answers (waits for the peer to close)
@@ -29,7 +33,11 @@ the same head without a body):
   GET /ws                      Upgrade: websocket -> 101, then echoes raw bytes until EOF
 
 Options:
-  --idle-close-ms N            close keep-alive connections idle for N ms
+  --idle-close-ms N            close keep-alive connections idle for N ms between requests
+                               (FIN, then a short look for a request that crossed it:
+                               counted in idle_closes and idle_close_races). A new
+                               connection waits for its first request without this timer,
+                               as servers' header timeouts are long.
   --max-requests-per-conn N    Connection: close after N requests on one connection
   --keepalive-timeout-header N send Keep-Alive: timeout=N on every response
   --tls-cert F --tls-key F     serve HTTPS (TLS 1.2+, session tickets and ids on)
@@ -41,7 +49,10 @@ Options:
 Control plane (same port; never counted, and a connection whose first request is a
 control request is not counted as a connection either):
   GET /__stats   {connections_accepted, connections_open, connections_peak,
-                  requests, requests_in_flight, requests_by_path}
+                  requests, requests_in_flight, requests_by_path,
+                  idle_closes, idle_close_races}
+                 idle_close_races: idle closes that a request arrived for anyway (the
+                 keep-alive race a proxy must absorb).
                  connections_peak: most connections open at once among those whose
                  first request was a data request (sampled when that request arrives).
   GET /__log     list of request heads {method, target, version, headers, conn, conn_request}
@@ -100,6 +111,8 @@ class Stats:
         self.tls_full_handshakes = 0
         self.tls_resumed_handshakes = 0
         self.tls_handshake_failures = 0
+        self.idle_closes = 0
+        self.idle_close_races = 0
 
     def snapshot(self):
         with self.lock:
@@ -113,6 +126,8 @@ class Stats:
                 "tls_full_handshakes": self.tls_full_handshakes,
                 "tls_resumed_handshakes": self.tls_resumed_handshakes,
                 "tls_handshake_failures": self.tls_handshake_failures,
+                "idle_closes": self.idle_closes,
+                "idle_close_races": self.idle_close_races,
             }
 
     def reset(self, data_open=0):
@@ -126,6 +141,8 @@ class Stats:
             self.tls_full_handshakes = 0
             self.tls_resumed_handshakes = 0
             self.tls_handshake_failures = 0
+            self.idle_closes = 0
+            self.idle_close_races = 0
 
 
 class ClientGone(Exception):
@@ -259,7 +276,7 @@ class Conn:
             if self.server.tls and not self.tls_handshake():
                 return
             while True:
-                head = self.read_head(idle)
+                head = self.read_head(idle if self.classified else None)
                 if head is None:
                     if self.server.tls and opts.tls_close_notify:
                         try:
@@ -267,7 +284,8 @@ class Conn:
                             self.sock.unwrap()  # close_notify, then the peer's
                         except (OSError, ValueError):
                             pass
-                    return  # idle close (FIN)
+                    self.idle_close()
+                    return
                 try:
                     method, target, version, headers = parse_head(head)
                 except BadRequest:
@@ -308,6 +326,23 @@ class Conn:
             return
         finally:
             self.server.closed(self)
+
+    def idle_close(self):
+        """FIN, then wait (briefly) for the peer's close: bytes arriving first are a
+        request that crossed our FIN, i.e. a keep-alive race; the close then resets it."""
+        st = self.server.stats
+        raced = bool(self.buf)
+        if not self.server.tls:
+            try:
+                self.sock.shutdown(socket.SHUT_WR)
+                self.sock.settimeout(1.0)
+                raced = raced or bool(self.sock.recv(65536))
+            except OSError:
+                pass
+        with st.lock:
+            st.idle_closes += 1
+            if raced and self.classified:
+                st.idle_close_races += 1
 
     def tls_handshake(self):
         st = self.server.stats
@@ -428,6 +463,12 @@ class Conn:
             time.sleep(0.05)
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             return False  # close() now sends RST
+        if name == "reset-before-head":
+            if query.get("reused_only") == "1" and self.nrequests == 1:
+                return self.respond(200, [("Content-Type", "text/plain")], b"fresh",
+                                    head_only=head_only, keep=keep)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return False  # close() now sends RST, not a single response byte
         if name == "trickle":
             n = num(arg)
             interval = num(query.get("interval_ms", ""), 100) / 1000.0
