@@ -61,7 +61,9 @@ struct TlsOriginationRule {
 
 struct PoolConfig {
     uint32_t max_connections_per_host = 64;
-    uint32_t max_idle_per_host = 32;
+    // As many as may be open: a burst's connections stay warm for the next one. A lower
+    // cap closes connections that are reopened moments later under steady concurrency.
+    uint32_t max_idle_per_host = 64;
     uint32_t max_connections_total = 1024;
     uint32_t max_pending = 1024;            // queued requests per host before 503
     uint32_t max_connecting_per_host = 16;  // concurrent connects per host
@@ -87,6 +89,7 @@ struct LimitsConfig {
     size_t max_request_header_size = 64 * 1024; // -> 431
     uint32_t max_header_count = 100;            // -> 431
     size_t max_uri_length = 8 * 1024;           // -> 414
+    size_t max_request_body = 0;                // -> 413; 0 = no limit
     size_t max_response_header_size = 64 * 1024; // -> 502
     uint32_t max_client_connections = 10000;
 };

@@ -75,18 +75,24 @@ void Worker::onPrepare(uv_prepare_t* handle) {
 
 void Worker::onCheck(uv_check_t* handle) {
     auto* self = static_cast<Worker*>(handle->data);
-    if (self->deferred_.empty())
+    self->runDeferred();
+    // Last in the turn, after anything deferred logged: the loop may sleep next.
+    self->access_log_->endOfTurn();
+}
+
+void Worker::runDeferred() {
+    if (deferred_.empty())
         return;
     // Run what was deferred before this turn's poll; keep what was added since.
     std::vector<std::pair<uint64_t, std::function<void()>>> ready;
     std::vector<std::pair<uint64_t, std::function<void()>>> later;
-    for (auto& item : self->deferred_)
-        (item.first < self->tick_ ? ready : later).push_back(std::move(item));
-    self->deferred_ = std::move(later);
+    for (auto& item : deferred_)
+        (item.first < tick_ ? ready : later).push_back(std::move(item));
+    deferred_ = std::move(later);
     for (auto& item : ready)
         item.second();
-    if (self->deferred_.empty())
-        uv_idle_stop(&self->idle_);
+    if (deferred_.empty())
+        uv_idle_stop(&idle_);
 }
 
 void Worker::defer(std::function<void()> fn) {

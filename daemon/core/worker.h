@@ -95,6 +95,7 @@ public:
 private:
     static void onPrepare(uv_prepare_t* handle);
     static void onCheck(uv_check_t* handle);
+    void runDeferred();
     static void onIdle(uv_idle_t*) {}
     static void onDrainTimer(uv_timer_t* handle);
     void finishShutdown();

@@ -270,6 +270,8 @@ void appendText(fmt::memory_buffer& out, const RequestRecord& r) {
     }
 }
 
+constexpr size_t kMaxBatch = 64 << 10;
+
 } // namespace
 
 AccessLog::AccessLog(const AccessLogConfig& config)
@@ -282,7 +284,9 @@ AccessLog::AccessLog(const AccessLogConfig& config)
     writer_ = std::make_unique<LineWriter>(config.output);
 }
 
-AccessLog::~AccessLog() = default; // the writer delivers what is buffered, then stops
+AccessLog::~AccessLog() {
+    if (enabled_) endOfTurn(); // the writer delivers what is handed over, then stops
+}
 
 void AccessLog::write(const RequestRecord& record) {
     if (!enabled_) return;
@@ -292,11 +296,21 @@ void AccessLog::write(const RequestRecord& record) {
     } else {
         appendText(line, record);
     }
-    writer_->write(std::string_view(line.data(), line.size()));
+    batch_.append(line.data(), line.size());
+    batch_.push_back('\n');
+    if (batch_.size() >= kMaxBatch) endOfTurn(); // a long turn: do not wait for its end
+}
+
+void AccessLog::endOfTurn() {
+    if (batch_.empty()) return;
+    writer_->write(batch_);
+    batch_.clear();
 }
 
 void AccessLog::flush() {
-    if (enabled_) writer_->flush();
+    if (!enabled_) return;
+    endOfTurn();
+    writer_->flush();
 }
 
 std::string AccessLog::formatJson(const RequestRecord& record) {

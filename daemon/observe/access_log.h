@@ -20,7 +20,12 @@ public:
     AccessLog& operator=(const AccessLog&) = delete;
 
     bool enabled() const { return enabled_; }
+    // Formats the record into this turn's batch. Loop thread only.
     void write(const RequestRecord& record);
+    // Called once per loop turn (Worker's check phase): hands the turn's lines to the
+    // writer thread in one go, so a busy loop pays one handoff per turn, not per request.
+    void endOfTurn();
+    // endOfTurn(), then waits until everything written is on the output.
     void flush();
 
     // Pure formatting, exposed for tests.
@@ -31,6 +36,7 @@ private:
     bool enabled_;
     bool json_;
     std::unique_ptr<LineWriter> writer_;
+    std::string batch_; // lines of this loop turn, newline-terminated
 };
 
 } // namespace pooled

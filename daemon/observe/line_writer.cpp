@@ -45,12 +45,11 @@ LineWriter::~LineWriter() {
         ::close(fd_);
 }
 
-void LineWriter::write(std::string_view line) {
+void LineWriter::write(std::string_view lines) {
     std::unique_lock lock(mutex_);
     written_.wait(lock, [&] { return pending_.size() < kMaxBuffered; });
     const bool was_empty = pending_.empty();
-    pending_.append(line);
-    pending_.push_back('\n');
+    pending_.append(lines);
     ++appended_;
     lock.unlock();
     if (was_empty)

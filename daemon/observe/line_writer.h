@@ -24,9 +24,9 @@ public:
     LineWriter(const LineWriter&) = delete;
     LineWriter& operator=(const LineWriter&) = delete;
 
-    // `line` without its newline. Thread-safe. Blocks only when kMaxBuffered bytes wait
-    // already, i.e. the output is stuck: losing records silently would be worse.
-    void write(std::string_view line);
+    // Whole newline-terminated lines. Thread-safe. Blocks only when kMaxBuffered bytes
+    // wait already, i.e. the output is stuck: losing records silently would be worse.
+    void write(std::string_view lines);
     // Returns once every line written before the call has been handed to the kernel.
     void flush();
 
@@ -42,8 +42,8 @@ private:
     std::condition_variable wake_;    // lines waiting, or stopping
     std::condition_variable written_; // a batch reached the kernel, or room in the buffer
     std::string pending_;             // guarded by mutex_
-    uint64_t appended_ = 0;           // lines appended so far (guarded)
-    uint64_t done_ = 0;               // lines handed to the kernel so far (guarded)
+    uint64_t appended_ = 0;           // write() calls so far (guarded)
+    uint64_t done_ = 0;               // of those, handed to the kernel (guarded)
     bool stopping_ = false;           // guarded
     std::thread thread_;              // last: starts once everything above exists
 };
