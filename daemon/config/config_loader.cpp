@@ -500,6 +500,7 @@ private:
                     bytes("max_request_header_size", l.max_request_header_size, 1),
                     u32("max_header_count", l.max_header_count, 1),
                     bytes("max_uri_length", l.max_uri_length, 1),
+                    bytes("max_request_body", l.max_request_body),
                     bytes("max_response_header_size", l.max_response_header_size, 1),
                     u32("max_client_connections", l.max_client_connections, 1),
                 });

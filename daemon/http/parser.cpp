@@ -1,12 +1,25 @@
 // llhttp wrapper: see parser.h.
 #include "http/parser.h"
 
+#include <cstdint>
+#include <string_view>
+
 namespace pooled {
 
 namespace {
 
+// Chunk extensions are dropped (pooled re-chunks), but a client could stream them
+// forever without a body byte: Node's limit, per message.
+constexpr size_t kMaxChunkExtensionBytes = 16 * 1024;
+
 bool isControlByte(unsigned char c) {
     return (c < 0x20 && c != '\t') || c == 0x7f;
+}
+
+bool isTokenChar(unsigned char c) { // RFC 9110 5.6.2 tchar
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+        return true;
+    return std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
 }
 
 std::string_view trim(std::string_view s) {
@@ -36,6 +49,9 @@ const llhttp_settings_t& HttpParser::settings() {
         st.on_header_field_complete = &HttpParser::onHeaderFieldComplete;
         st.on_headers_complete = &HttpParser::onHeadersComplete;
         st.on_body = &HttpParser::onBodyData;
+        st.on_chunk_header = &HttpParser::onChunkHeader;
+        st.on_chunk_extension_name = &HttpParser::onChunkExtension;
+        st.on_chunk_extension_value = &HttpParser::onChunkExtension;
         st.on_message_complete = &HttpParser::onMessageDone;
         return st;
     }();
@@ -54,6 +70,8 @@ void HttpParser::reset() {
     error_ = ParseError::None;
     error_reason_.clear();
     head_bytes_ = 0;
+    body_declared_ = 0;
+    chunk_extension_bytes_ = 0;
     in_field_ = false;
     in_message_ = false;
     head_complete_ = false;
@@ -76,6 +94,8 @@ int HttpParser::onMessageBegin(llhttp_t* p) {
     auto& s = self(p);
     s.head_.clear();
     s.head_bytes_ = 0;
+    s.body_declared_ = 0;
+    s.chunk_extension_bytes_ = 0;
     s.in_field_ = false;
     s.in_message_ = true;
     s.head_complete_ = false;
@@ -148,6 +168,7 @@ int HttpParser::checkHead() {
     // Transfer-Encoding: we only ever forward a body whose framing we are sure
     // of, so the only coding accepted is a lone "chunked".
     int te_count = 0;
+    bool request = llhttp_get_type(&parser_) == HTTP_REQUEST;
     for (auto& h : head_.headers) {
         auto trimmed = trim(h.value);
         if (trimmed.size() != h.value.size())
@@ -156,6 +177,10 @@ int HttpParser::checkHead() {
             ++te_count;
             if (te_count > 1 || !equalsIgnoreCase(h.value, "chunked"))
                 return fail(ParseError::BadTransferCoding, "unsupported transfer-coding");
+            // RFC 9112 6.1: HTTP/1.0 has no chunked framing; a 1.0 hop could read the
+            // body by Content-Length or to the close instead.
+            if (request && llhttp_get_http_minor(&parser_) == 0)
+                return fail(ParseError::BadTransferCoding, "Transfer-Encoding in HTTP/1.0");
         }
         if (h.name.empty())
             return fail(ParseError::Malformed, "empty header name");
@@ -179,7 +204,16 @@ int HttpParser::onHeadersComplete(llhttp_t* p) {
     else
         h.status = llhttp_get_status_code(p);
     h.chunked = (p->flags & F_CHUNKED) != 0;
-    h.content_length = (p->flags & F_CONTENT_LENGTH) ? static_cast<int64_t>(p->content_length) : -1;
+    h.content_length = -1;
+    if (p->flags & F_CONTENT_LENGTH) {
+        // llhttp takes up to 2^64-1; as int64 that would read "no Content-Length" and
+        // the body bytes would reach the next hop as a request of their own.
+        if (p->content_length > static_cast<uint64_t>(INT64_MAX))
+            return s.fail(ParseError::Malformed, "Content-Length out of range");
+        if (s.limits_.max_body_size > 0 && p->content_length > s.limits_.max_body_size)
+            return s.fail(ParseError::BodyTooLarge, "body larger than max_request_body");
+        h.content_length = static_cast<int64_t>(p->content_length);
+    }
     h.keep_alive = llhttp_should_keep_alive(p) != 0;
     h.upgrade = p->upgrade != 0;
     s.head_complete_ = true;
@@ -193,6 +227,24 @@ int HttpParser::onHeadersComplete(llhttp_t* p) {
 
 int HttpParser::onBodyData(llhttp_t* p, const char* at, size_t length) {
     return self(p).handler_.onBody(at, length);
+}
+
+int HttpParser::onChunkHeader(llhttp_t* p) {
+    auto& s = self(p);
+    // The announced size counts, not the bytes seen: refused before any of them arrive.
+    if (s.limits_.max_body_size > 0 &&
+        p->content_length > s.limits_.max_body_size - s.body_declared_)
+        return s.fail(ParseError::BodyTooLarge, "body larger than max_request_body");
+    s.body_declared_ += p->content_length;
+    return 0;
+}
+
+int HttpParser::onChunkExtension(llhttp_t* p, const char*, size_t length) {
+    auto& s = self(p);
+    s.chunk_extension_bytes_ += length;
+    if (s.chunk_extension_bytes_ > kMaxChunkExtensionBytes)
+        return s.fail(ParseError::BodyTooLarge, "chunk extensions too long");
+    return 0;
 }
 
 int HttpParser::onMessageDone(llhttp_t* p) {
@@ -246,8 +298,43 @@ HttpParser::Result HttpParser::execute(const char* data, size_t length) {
         error_ = ParseError::Malformed;
         error_reason_ = llhttp_get_error_reason(&parser_) ? llhttp_get_error_reason(&parser_)
                                                           : llhttp_errno_name(rc);
+        if (rc == HPE_INVALID_METHOD)
+            classifyInvalidMethod(data, length, llhttp_get_error_pos(&parser_));
     }
     return {Status::Error, consumed};
+}
+
+// llhttp knows a fixed list of methods. One it does not know but that is a valid
+// token ("get", "FOO") is not malformed, just not implemented here (RFC 9110 9.1).
+void HttpParser::classifyInvalidMethod(const char* data, size_t length, const char* error_at) {
+    if (!error_at || error_at < data || error_at >= data + length)
+        return;
+    // Bytes before the error matched a known method's prefix (tchars); look back to
+    // the line start only to be sure the token began in this buffer or one before.
+    size_t prefix = 0;
+    for (const char* q = error_at; q > data && q[-1] != '\n'; --q, ++prefix)
+        if (!isTokenChar(static_cast<unsigned char>(q[-1])))
+            return;
+    // The rest must be a well-formed request line: token SP target SP HTTP/1.x CRLF.
+    const std::string_view rest(error_at, static_cast<size_t>(data + length - error_at));
+    size_t line_end = rest.find("\r\n");
+    if (line_end == std::string_view::npos)
+        return;
+    const std::string_view line = rest.substr(0, line_end);
+    size_t sp1 = 0;
+    while (sp1 < line.size() && isTokenChar(static_cast<unsigned char>(line[sp1])))
+        ++sp1;
+    size_t sp2 = line.rfind(' ');
+    if (prefix + sp1 == 0 || sp1 == line.size() || line[sp1] != ' ' || sp2 <= sp1 + 1)
+        return;
+    for (char c : line.substr(sp1 + 1, sp2 - sp1 - 1))
+        if (c == ' ' || isControlByte(static_cast<unsigned char>(c)))
+            return;
+    const std::string_view version = line.substr(sp2 + 1);
+    if (version != "HTTP/1.1" && version != "HTTP/1.0")
+        return;
+    error_ = ParseError::MethodNotImplemented;
+    error_reason_ = "method not implemented";
 }
 
 void HttpParser::resume() {

@@ -1,6 +1,7 @@
 // llhttp as a member, its callbacks trampolined to a Handler. Collects the head
 // into a MessageHead, enforces size limits, and adds the strictness llhttp leaves
-// to its user (control bytes in values, Transfer-Encoding other than "chunked").
+// to its user (control bytes in values, Transfer-Encoding other than "chunked",
+// a Content-Length past int64, Transfer-Encoding in HTTP/1.0 requests).
 #pragma once
 
 #include "http/message.h"
@@ -18,7 +19,9 @@ enum class ParseError {
     Malformed,        // 400 / 502
     HeadTooLarge,     // 431 / 502
     UriTooLong,       // 414
-    BadTransferCoding // 400 (501 would also be valid; we refuse to guess framing)
+    BadTransferCoding, // 400 (501 would also be valid; we refuse to guess framing)
+    BodyTooLarge,      // 413: over max_body_size, or endless chunk extensions
+    MethodNotImplemented // 501: a well-formed method llhttp does not know
 };
 
 class HttpParser {
@@ -29,6 +32,7 @@ public:
         size_t max_head_size = 64 * 1024;
         uint32_t max_header_count = 100;
         size_t max_uri_length = 8 * 1024;
+        uint64_t max_body_size = 0; // 0 = no limit; declared sizes count, before any byte
     };
 
     class Handler {
@@ -59,6 +63,8 @@ public:
     // Peer closed: completes a close-delimited message. False if the message was cut.
     bool finish();
     void reset();
+    // Takes effect from the next message (a reload between keep-alive requests).
+    void setLimits(Limits limits) { limits_ = limits; }
 
     MessageHead& head() { return head_; }
     const MessageHead& head() const { return head_; }
@@ -80,6 +86,8 @@ private:
     static int onHeaderFieldComplete(llhttp_t* p);
     static int onHeadersComplete(llhttp_t* p);
     static int onBodyData(llhttp_t* p, const char* at, size_t length);
+    static int onChunkHeader(llhttp_t* p);
+    static int onChunkExtension(llhttp_t* p, const char* at, size_t length);
     static int onMessageDone(llhttp_t* p);
     static const llhttp_settings_t& settings();
 
@@ -87,6 +95,7 @@ private:
     bool countHeadBytes(size_t length);
     int checkHead();
     bool headEndsWithBareLf(const char* data, size_t length);
+    void classifyInvalidMethod(const char* data, size_t length, const char* error_at);
 
     llhttp_t parser_;
     Handler& handler_;
@@ -95,6 +104,8 @@ private:
     ParseError error_ = ParseError::None;
     std::string error_reason_;
     size_t head_bytes_ = 0;
+    uint64_t body_declared_ = 0;   // Content-Length or the chunk sizes announced so far
+    size_t chunk_extension_bytes_ = 0;
     bool in_field_ = false;
     uint32_t head_tail_ = 0; // last bytes of the head scanned for a bare LF
     bool scan_started_ = false;

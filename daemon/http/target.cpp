@@ -114,7 +114,7 @@ std::optional<RequestTarget> parseRequestTarget(std::string_view method, std::st
     }
     if (!target.empty() && target.front() == '/') {
         t.form = RequestTarget::Form::Origin;
-        t.path = std::string(target);
+        t.path = std::string(target.substr(0, target.find('#'))); // a fragment is the client's
         return t;
     }
     size_t scheme_end = target.find("://");
@@ -143,6 +143,23 @@ std::optional<RequestTarget> parseRequestTarget(std::string_view method, std::st
         t.path = path.empty() || path.front() != '/' ? "/" + std::string(path) : std::string(path);
     }
     return t;
+}
+
+const char* hostHeaderProblem(const MessageHead& request) {
+    const Header* host = nullptr;
+    for (const auto& h : request.headers) {
+        if (!equalsIgnoreCase(h.name, "host"))
+            continue;
+        if (host)
+            return "more than one Host header"; // which one would the next hop use?
+        host = &h;
+    }
+    if (!host)
+        return request.isHttp10() || request.method == "CONNECT" ? nullptr
+                                                                  : "HTTP/1.1 request without Host";
+    if (!parseAuthority(host->value, 80))
+        return "invalid Host header";
+    return nullptr;
 }
 
 bool hostMatches(std::string_view pattern, std::string_view host) {

@@ -2,6 +2,8 @@
 // "http://host:port/p", authority-form "host:port" (CONNECT), asterisk "*".
 #pragma once
 
+#include "http/message.h"
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -31,6 +33,10 @@ std::optional<Authority> parseAuthority(std::string_view text, uint16_t default_
 
 // Parses a request target for the given method. nullopt = 400.
 std::optional<RequestTarget> parseRequestTarget(std::string_view method, std::string_view target);
+
+// RFC 9112 3.2: one Host header with a valid authority; required in HTTP/1.1 except
+// for CONNECT, whose target is the authority. nullptr when fine, else why not (400).
+const char* hostHeaderProblem(const MessageHead& request);
 
 // Host header pattern: "api.local" exact, "*.example.com" any sub-domain.
 bool hostMatches(std::string_view pattern, std::string_view host);

@@ -22,6 +22,7 @@ HttpParser::Limits requestLimits(const Config& config) {
     limits.max_head_size = config.limits.max_request_header_size;
     limits.max_header_count = config.limits.max_header_count;
     limits.max_uri_length = config.limits.max_uri_length;
+    limits.max_body_size = config.limits.max_request_body;
     return limits;
 }
 
@@ -165,6 +166,7 @@ void ClientSession::refreshConfig() {
     }
     config_ = current;
     listener_route_ = route;
+    parser_.setLimits(requestLimits(*config_));
 }
 
 void ClientSession::beginRequestHead() {
@@ -194,6 +196,10 @@ void ClientSession::feedParser() {
                 error.status = 431;
             else if (parser_.error() == ParseError::UriTooLong)
                 error.status = 414;
+            else if (parser_.error() == ParseError::BodyTooLarge)
+                error.status = 413;
+            else if (parser_.error() == ParseError::MethodNotImplemented)
+                error.status = 501;
             in_feed_ = false;
             failRequest(error); // drops what this parse produced: nothing half-valid leaves
             return;

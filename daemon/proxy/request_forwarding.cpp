@@ -29,6 +29,10 @@ void ClientSession::handleRequestHead() {
     record_.client = client_address_;
     head_request_ = request_.method == "HEAD";
     keep_alive_ = request_.keep_alive && !draining_;
+    if (const char* problem = hostHeaderProblem(request_)) {
+        failRequest({400, "http_request_error", problem});
+        return;
+    }
     const Header* expect = request_.find("expect");
     expect_continue_ = expect && equalsIgnoreCase(expect->value, "100-continue") &&
                        !request_.isHttp10();

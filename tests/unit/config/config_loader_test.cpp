@@ -55,6 +55,7 @@ void requireStructDefaults(const Config& c) {
     CHECK(c.limits.max_request_header_size == d.limits.max_request_header_size);
     CHECK(c.limits.max_header_count == d.limits.max_header_count);
     CHECK(c.limits.max_uri_length == d.limits.max_uri_length);
+    CHECK(c.limits.max_request_body == d.limits.max_request_body);
     CHECK(c.limits.max_response_header_size == d.limits.max_response_header_size);
     CHECK(c.limits.max_client_connections == d.limits.max_client_connections);
 
@@ -172,6 +173,7 @@ limits:
   max_request_header_size: 16KiB
   max_header_count: 50
   max_uri_length: 2KB
+  max_request_body: 10MiB
   max_response_header_size: 1MiB
   max_client_connections: 500
 buffers:
@@ -232,6 +234,7 @@ via_name: edge-1
     CHECK(c.limits.max_request_header_size == 16 * 1024);
     CHECK(c.limits.max_header_count == 50);
     CHECK(c.limits.max_uri_length == 2000);
+    CHECK(c.limits.max_request_body == 10 * 1024 * 1024);
     CHECK(c.limits.max_response_header_size == 1024 * 1024);
     CHECK(c.limits.max_client_connections == 500);
 

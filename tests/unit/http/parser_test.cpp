@@ -357,6 +357,64 @@ TEST_CASE("smuggling: a negative, non-numeric or overflowing Content-Length is r
     CHECK(rejected("POST / HTTP/1.1\r\nContent-Length: 18446744073709551616\r\n\r\n"));
 }
 
+TEST_CASE("smuggling: a Content-Length past int64 is rejected, not read as absent", "[http]") {
+    CHECK(requestError("POST / HTTP/1.1\r\nContent-Length: 18446744073709551615\r\n\r\n"
+                       "GET /smuggled HTTP/1.1\r\n\r\n") == ParseError::Malformed);
+    CHECK(requestError("POST / HTTP/1.1\r\nContent-Length: 9223372036854775808\r\n\r\n") ==
+          ParseError::Malformed);
+    CHECK(responseError("HTTP/1.1 200 OK\r\nContent-Length: 9223372036854775808\r\n\r\n") ==
+          ParseError::Malformed);
+}
+
+TEST_CASE("smuggling: Transfer-Encoding in an HTTP/1.0 request is rejected", "[http]") {
+    CHECK(requestError("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n") ==
+          ParseError::BadTransferCoding);
+}
+
+TEST_CASE("max_body_size refuses a declared Content-Length or chunk size before its bytes",
+          "[http]") {
+    HttpParser::Limits limits;
+    limits.max_body_size = 10;
+    CHECK(requestError("POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123456789", limits) ==
+          ParseError::None);
+    CHECK(requestError("POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\n", limits) ==
+          ParseError::BodyTooLarge);
+    CHECK(requestError("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       "4\r\nabcd\r\n6\r\nefghij\r\n0\r\n\r\n",
+                       limits) == ParseError::None);
+    Recorder r(HttpParser::Kind::Request, limits);
+    CHECK(r.feed("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n"
+                 "7\r\n") == HttpParser::Status::Error);
+    CHECK(r.parser.error() == ParseError::BodyTooLarge);
+    CHECK(r.bodies.at(0) == "abcd");
+    // No limit by default.
+    Recorder unlimited(HttpParser::Kind::Request);
+    CHECK(unlimited.feed("POST / HTTP/1.1\r\nContent-Length: 1000000000000000\r\n\r\nabc") ==
+          HttpParser::Status::Ok);
+}
+
+TEST_CASE("chunk extensions longer than 16 KiB in a message are BodyTooLarge", "[http]") {
+    std::string head = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+    CHECK(requestError(head + "1;a=" + std::string(1000, 'x') + "\r\na\r\n0\r\n\r\n") ==
+          ParseError::None);
+    CHECK(requestError(head + "1;a=" + std::string(17000, 'x') + "\r\na\r\n0\r\n\r\n") ==
+          ParseError::BodyTooLarge);
+    std::string many;
+    for (int i = 0; i < 20; ++i)
+        many += "1;a=" + std::string(1000, 'x') + "\r\na\r\n";
+    CHECK(requestError(head + many + "0\r\n\r\n") == ParseError::BodyTooLarge);
+}
+
+TEST_CASE("an unknown method that is a token is MethodNotImplemented, else Malformed", "[http]") {
+    CHECK(requestError("get / HTTP/1.1\r\n\r\n") == ParseError::MethodNotImplemented);
+    CHECK(requestError("FROB /x HTTP/1.1\r\n\r\n") == ParseError::MethodNotImplemented);
+    CHECK(requestError("GETX / HTTP/1.0\r\n\r\n") == ParseError::MethodNotImplemented);
+    CHECK(requestError("G(ET / HTTP/1.1\r\n\r\n") == ParseError::Malformed);
+    CHECK(requestError(" / HTTP/1.1\r\n\r\n") == ParseError::Malformed);
+    CHECK(requestError("THIS IS NOT HTTP\r\n\r\n") == ParseError::Malformed);
+    CHECK(requestError("FROB / HTTP/1.1") == ParseError::Malformed); // line not complete
+}
+
 TEST_CASE("a rejected message reports an error reason and where parsing stopped", "[http]") {
     Recorder r(HttpParser::Kind::Request);
     std::string bytes = "GET / HTTP/1.1\r\nX-A: a\x01" "b\r\n\r\n";

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <string>
+#include <vector>
 
 using namespace pooled;
 
@@ -76,6 +77,28 @@ TEST_CASE("a fragment is dropped and the query kept", "[http]") {
     CHECK(parse("GET", "http://example.com/p?q=1#frag").path == "/p?q=1");
     CHECK(parse("GET", "http://example.com/p#frag?notquery").path == "/p");
     CHECK(parse("GET", "http://example.com#frag").path == "/");
+    CHECK(parse("GET", "/p?q=1#frag").path == "/p?q=1");
+    CHECK(parse("GET", "/#frag").path == "/");
+}
+
+TEST_CASE("Host: exactly one valid authority, required in HTTP/1.1 except for CONNECT",
+          "[http]") {
+    auto head = [](std::string method, std::vector<Header> headers, uint8_t minor = 1) {
+        MessageHead h;
+        h.method = std::move(method);
+        h.version_minor = minor;
+        h.headers = std::move(headers);
+        return h;
+    };
+    CHECK(hostHeaderProblem(head("GET", {{"Host", "a.example:8080"}})) == nullptr);
+    CHECK(hostHeaderProblem(head("GET", {{"host", "[::1]"}})) == nullptr);
+    CHECK(hostHeaderProblem(head("GET", {})) != nullptr);
+    CHECK(hostHeaderProblem(head("GET", {}, 0)) == nullptr);
+    CHECK(hostHeaderProblem(head("CONNECT", {})) == nullptr);
+    CHECK(hostHeaderProblem(head("GET", {{"Host", "a"}, {"HOST", "a"}})) != nullptr);
+    CHECK(hostHeaderProblem(head("GET", {{"Host", "a b"}})) != nullptr);
+    CHECK(hostHeaderProblem(head("GET", {{"Host", "user@a"}})) != nullptr);
+    CHECK(hostHeaderProblem(head("GET", {{"Host", ""}})) != nullptr);
 }
 
 TEST_CASE("dot segments and percent-encoded bytes pass through unchanged", "[http]") {
