@@ -182,7 +182,7 @@ def test_origin_that_never_answers_gets_504_and_its_connection_is_freed(origin, 
         assert 0.9 <= elapsed < 3.0, elapsed
         # The client connection stays usable; only the upstream one is gone.
         assert wait_until(lambda: o.stats()["connections_open"] == 0, 5), o.stats()
-        assert open_fds(p) == baseline + 1  # the client connection alone
+        assert wait_until(lambda: open_fds(p) == baseline + 1, 5), open_fds(p)  # the client alone
         c.send(request_bytes("GET", o.url("/bytes/5"), o.authority))
         assert c.read_response().body == pattern(0, 5)
     assert o.stats()["connections_accepted"] == 2  # the hung one was not reused

@@ -565,3 +565,37 @@ TEST_CASE("max_connections_total: a connection going idle serves a waiter of ano
     CHECK(h.runUntil([&] { return other.connection != nullptr; }, 1000));
     REQUIRE(h.finish());
 }
+
+TEST_CASE("max_idle_per_host does not close connections that queued waiters are about to take",
+          "[pool]") {
+    Config config = testConfig();
+    config.pool.max_idle_per_host = 1;
+    config.pool.max_pending = 4;
+    Harness h(config);
+    auto& a = h.waiter();
+    auto& b = h.waiter();
+    auto& c = h.waiter();
+    auto& d = h.waiter();
+    h.checkout(a);
+    h.checkout(b);
+    REQUIRE(h.runUntil([&] { return a.connection && b.connection; }));
+    h.checkout(c);
+    h.checkout(d);
+    a.sendRequest();
+    b.sendRequest();
+    REQUIRE(h.runUntil([&] { return a.responses == 1 && b.responses == 1; }));
+    // Both come back in one turn, over max_idle_per_host, while two waiters queue for them.
+    h.pools().release(*a.connection, true);
+    h.pools().release(*b.connection, true);
+    REQUIRE(h.runUntil([&] { return c.connection && d.connection; }));
+    CHECK(h.origin().accepted() == 2);
+    c.sendRequest();
+    d.sendRequest();
+    REQUIRE(h.runUntil([&] { return c.responses == 1 && d.responses == 1; }));
+    // Nobody waits now: the cap applies again.
+    h.pools().release(*c.connection, true);
+    h.pools().release(*d.connection, true);
+    CHECK(h.stats().idle == 1);
+    REQUIRE(h.runUntil([&] { return h.origin().peerCloses() == 1; }));
+    REQUIRE(h.finish());
+}
