@@ -259,9 +259,11 @@ void UpstreamConnection::onAlloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
 
 void UpstreamConnection::onRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
     auto* self = static_cast<UpstreamConnection*>(stream->data);
-    if (nread > 0)
+    if (nread > 0) {
         self->onData(buf->base, static_cast<size_t>(nread));
-    else if (nread == UV_EOF)
+        if (self->events_)
+            self->events_->onUpstreamReadEnd(*self);
+    } else if (nread == UV_EOF)
         self->onEof();
     else if (nread < 0 && self->state_ == State::Handshaking)
         self->fail(self->tls_session_->handshakeAborted(

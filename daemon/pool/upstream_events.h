@@ -20,6 +20,9 @@ public:
     virtual void onUpstreamResponseHead(UpstreamConnection&, MessageHead&) {}
     virtual void onUpstreamBody(UpstreamConnection&, const char*, size_t) {}
     virtual void onUpstreamResponseComplete(UpstreamConnection&) {}
+    // Everything one read delivered has been parsed and reported: bytes held back to be
+    // written together with what followed them in the same read must go out now.
+    virtual void onUpstreamReadEnd(UpstreamConnection&) {}
     // Reset, EOF, timeout or unparseable bytes: the connection is dead.
     virtual void onUpstreamError(UpstreamConnection&, const ProxyError&) {}
     // The write queue fell below the low-water mark.

@@ -91,6 +91,8 @@ private:
     void onUpstreamResponseHead(UpstreamConnection&, MessageHead& head) override;
     void onUpstreamBody(UpstreamConnection&, const char* data, size_t length) override;
     void onUpstreamResponseComplete(UpstreamConnection&) override;
+    void onUpstreamReadEnd(UpstreamConnection&) override;
+    std::string_view takeHeldHead();
     void onUpstreamError(UpstreamConnection&, const ProxyError& error) override;
     void onUpstreamDrained(UpstreamConnection&) override;
     void failRequest(const ProxyError& error);
@@ -160,7 +162,11 @@ private:
     bool request_sent_ = false;
     bool in_feed_ = false;
     bool logged_ = false;
-    bool response_head_sent_ = false;
+    bool response_head_sent_ = false; // committed: written, or held in response_head_out_
+    // The response head waits for the body bytes of the same upstream read, so a small
+    // response leaves in one write(2). The buffer keeps its capacity across requests.
+    std::string response_head_out_;
+    bool response_head_held_ = false;
     bool response_complete_ = false;
     bool keep_alive_ = true;
     bool head_request_ = false;

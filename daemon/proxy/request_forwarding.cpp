@@ -228,11 +228,19 @@ void ClientSession::onUpstreamResponseHead(UpstreamConnection& connection, Messa
     response_framing_ = clientFraming(head, head_request_, request_.isHttp10());
     if (response_framing_ == BodyFraming::CloseDelimited || !request_complete_)
         keep_alive_ = false; // early answers: the rest of the request body is not ours to parse
-    std::string out;
-    appendClientResponseHead(out, head, {response_framing_, keep_alive_, request_.isHttp10(),
-                                         false, config().via_name});
+    response_head_out_.clear();
+    appendClientResponseHead(response_head_out_, head,
+                             {response_framing_, keep_alive_, request_.isHttp10(), false,
+                              config().via_name});
     response_head_sent_ = true;
-    writeClient({out});
+    response_head_held_ = true; // written with the first body bytes or at the read's end
+}
+
+std::string_view ClientSession::takeHeldHead() {
+    if (!response_head_held_)
+        return {};
+    response_head_held_ = false;
+    return response_head_out_; // writeParts copies whatever the kernel does not take
 }
 
 void ClientSession::onUpstreamBody(UpstreamConnection&, const char* data, size_t length) {
@@ -242,10 +250,10 @@ void ClientSession::onUpstreamBody(UpstreamConnection&, const char* data, size_t
     if (response_framing_ == BodyFraming::Chunked) {
         char size_line[24];
         auto end = fmt::format_to(size_line, "{:x}\r\n", length);
-        writeClient({std::string_view(size_line, static_cast<size_t>(end - size_line)),
+        writeClient({takeHeldHead(), std::string_view(size_line, static_cast<size_t>(end - size_line)),
                      std::string_view(data, length), "\r\n"});
     } else {
-        writeClient({std::string_view(data, length)});
+        writeClient({takeHeldHead(), std::string_view(data, length)});
     }
 }
 
@@ -253,12 +261,19 @@ void ClientSession::onUpstreamResponseComplete(UpstreamConnection&) {
     if (phase_ != Phase::Forwarding || !response_head_sent_)
         return;
     response_complete_ = true;
-    if (response_framing_ == BodyFraming::Chunked)
-        writeClient({"0\r\n\r\n"});
+    writeClient({takeHeldHead(), response_framing_ == BodyFraming::Chunked ? "0\r\n\r\n" : ""});
     finishRequest();
 }
 
+void ClientSession::onUpstreamReadEnd(UpstreamConnection&) {
+    if (response_head_held_)
+        writeClient({takeHeldHead()});
+}
+
 void ClientSession::onUpstreamError(UpstreamConnection& connection, const ProxyError& error) {
+    if (response_head_held_)
+        writeClient({takeHeldHead()}); // as if written at once: the error handling below
+                                       // treats the response as started
     if (phase_ == Phase::Tunnel) {
         record_.error = error.token;
         record_.detail = error.detail;
@@ -347,6 +362,7 @@ void ClientSession::nextRequest() {
     request_body_started_ = false;
     request_sent_ = false;
     response_head_sent_ = false;
+    response_head_held_ = false;
     response_complete_ = false;
     upstream_write_blocked_ = false;
     response_framing_ = BodyFraming::None;
