@@ -2,6 +2,7 @@
 #include "http/parser.h"
 
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 
 namespace pooled {
@@ -257,8 +258,21 @@ int HttpParser::onMessageDone(llhttp_t* p) {
 bool HttpParser::headEndsWithBareLf(const char* data, size_t length) {
     // llhttp (even strict) takes "\r\n\n" as the end of a head. Scan head bytes,
     // up to the real "\r\n\r\n", for that bare LF; body bytes are never scanned.
-    for (size_t i = 0; i < length; ++i) {
-        head_tail_ = (head_tail_ << 8) | static_cast<unsigned char>(data[i]);
+    // Both patterns end in LF, so only the 3 bytes before each LF matter: memchr
+    // jumps between them instead of shifting every byte through head_tail_.
+    auto feed = [&](size_t from, size_t to) { // bytes [from, to)
+        for (size_t k = to - from > 4 ? to - 4 : from; k < to; ++k)
+            head_tail_ = (head_tail_ << 8) | static_cast<unsigned char>(data[k]);
+    };
+    size_t i = 0;
+    while (i < length) {
+        const auto* hit = static_cast<const char*>(std::memchr(data + i, '\n', length - i));
+        if (!hit) {
+            feed(i, length);
+            return false;
+        }
+        const size_t lf = static_cast<size_t>(hit - data);
+        feed(i, lf + 1);
         if ((head_tail_ & 0xffffffu) == 0x0d0a0a)
             return true;
         if (head_tail_ == 0x0d0a0d0a) {
@@ -266,6 +280,7 @@ bool HttpParser::headEndsWithBareLf(const char* data, size_t length) {
             scan_done_ = true;
             return false;
         }
+        i = lf + 1;
     }
     return false;
 }

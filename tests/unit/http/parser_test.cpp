@@ -307,6 +307,19 @@ TEST_CASE("smuggling: a bare LF ending the header section is rejected", "[http]"
     CHECK(rejected("POST / HTTP/1.1\r\nContent-Length: 3\r\n\nabc"));
 }
 
+TEST_CASE("a bare LF ending the header section is found however the bytes are split", "[http]") {
+    // The scan jumps from LF to LF and keeps only the bytes before each across reads.
+    size_t piece = GENERATE(size_t{1}, size_t{2}, size_t{3}, size_t{5});
+    INFO("piece size " << piece);
+    for (std::string bytes : {"GET / HTTP/1.1\r\nHost: a\r\n\n", "GET / HTTP/1.1\r\nX: \n\r\n\n"}) {
+        Recorder r(HttpParser::Kind::Request);
+        CHECK(r.feed(bytes, piece) == HttpParser::Status::Error);
+    }
+    Recorder ok(HttpParser::Kind::Request);
+    CHECK(ok.feed("GET / HTTP/1.1\r\nHost: a\r\nX-Long-Header-Value: abcdefghij\r\n\r\n", piece) ==
+          HttpParser::Status::Paused);
+}
+
 TEST_CASE("bodies may hold any bytes, bare LFs included", "[http]") {
     std::string body = "a\r\n\nb\n\n\r\n\r\n\n";
     std::string bytes = "POST / HTTP/1.1\r\nContent-Length: " + std::to_string(body.size()) +
