@@ -1,21 +1,12 @@
 // Header rules: see headers.h.
 #include "http/headers.h"
 
-#include <fmt/format.h>
-
 #include <array>
+#include <charconv>
 
 namespace pooled {
 
 namespace {
-
-std::string toLower(std::string_view s) {
-    std::string out(s);
-    for (auto& c : out)
-        if (c >= 'A' && c <= 'Z')
-            c = static_cast<char>(c - 'A' + 'a');
-    return out;
-}
 
 std::string_view trim(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
@@ -31,6 +22,24 @@ constexpr std::array<std::string_view, 9> kHopByHop = {
     "connection",       "keep-alive", "proxy-connection", "proxy-authorization",
     "proxy-authenticate", "te",       "trailer",          "transfer-encoding",
     "upgrade"};
+
+template <typename Int>
+void appendNumber(std::string& out, Int value) {
+    char digits[24];
+    auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
+    out.append(digits, static_cast<size_t>(end - digits));
+}
+
+// "Via: 1.1 pooled\r\n" for the version of the message received.
+void appendVia(std::string& out, const MessageHead& head, std::string_view via_name) {
+    out.append("Via: ");
+    appendNumber(out, head.version_major);
+    out.push_back('.');
+    appendNumber(out, head.version_minor);
+    out.push_back(' ');
+    out.append(via_name);
+    out.append("\r\n");
+}
 
 void appendHeader(std::string& out, std::string_view name, std::string_view value) {
     out.append(name);
@@ -54,14 +63,14 @@ ConnectionOptions parseConnectionOptions(const MessageHead& head) {
             rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
             if (token.empty())
                 continue;
-            std::string lower = toLower(token);
-            if (lower == "close")
+            if (equalsIgnoreCase(token, "close"))
                 options.close = true;
-            else if (lower == "keep-alive")
+            else if (equalsIgnoreCase(token, "keep-alive"))
                 options.keep_alive = true;
-            else if (lower == "upgrade")
+            else if (equalsIgnoreCase(token, "upgrade"))
                 options.upgrade = true;
-            options.tokens.push_back(std::move(lower));
+            else
+                options.tokens.push_back(token);
         }
     }
     return options;
@@ -101,10 +110,12 @@ void appendUpstreamRequestHead(std::string& out, const MessageHead& request,
     }
     if (request.chunked)
         appendHeader(out, "Transfer-Encoding", "chunked");
-    else if (request.content_length >= 0)
-        appendHeader(out, "Content-Length", fmt::format("{}", request.content_length));
-    out.append(fmt::format("Via: {}.{} {}\r\n", request.version_major, request.version_minor,
-                           options.via_name));
+    else if (request.content_length >= 0) {
+        out.append("Content-Length: ");
+        appendNumber(out, request.content_length);
+        out.append("\r\n");
+    }
+    appendVia(out, request, options.via_name);
     if (options.upgrade) {
         if (const Header* up = request.find("upgrade"))
             appendHeader(out, "Upgrade", up->value);
@@ -129,7 +140,9 @@ BodyFraming clientFraming(const MessageHead& response, bool request_was_head,
 void appendClientResponseHead(std::string& out, const MessageHead& response,
                               const ClientResponseHead& options) {
     auto connection = parseConnectionOptions(response);
-    out.append(fmt::format("HTTP/1.1 {} ", response.status));
+    out.append("HTTP/1.1 ");
+    appendNumber(out, response.status);
+    out.push_back(' ');
     out.append(response.reason);
     out.append("\r\n");
     bool keep_length = options.framing == BodyFraming::ContentLength ||
@@ -144,8 +157,7 @@ void appendClientResponseHead(std::string& out, const MessageHead& response,
     }
     if (options.framing == BodyFraming::Chunked)
         appendHeader(out, "Transfer-Encoding", "chunked");
-    out.append(fmt::format("Via: {}.{} {}\r\n", response.version_major, response.version_minor,
-                           options.via_name));
+    appendVia(out, response, options.via_name);
     if (options.upgrade) {
         if (const Header* up = response.find("upgrade"))
             appendHeader(out, "Upgrade", up->value);

@@ -15,7 +15,10 @@ struct ConnectionOptions {
     bool close = false;
     bool keep_alive = false;
     bool upgrade = false;
-    std::vector<std::string> tokens; // lower-cased, every token named
+    // Other tokens: header names this hop must drop. Views into the parsed head's values,
+    // valid as long as it; close/keep-alive/upgrade are flags, not kept here (typical
+    // traffic then parses without allocating).
+    std::vector<std::string_view> tokens;
 };
 
 ConnectionOptions parseConnectionOptions(const MessageHead& head);

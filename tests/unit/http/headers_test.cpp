@@ -196,7 +196,7 @@ TEST_CASE("parseConnectionOptions reads close, keep-alive and upgrade from both 
     CHECK(options.close);
     CHECK(options.keep_alive);
     CHECK_FALSE(options.upgrade);
-    CHECK(options.tokens == std::vector<std::string>{"close", "x-a", "keep-alive"});
+    CHECK(options.tokens == std::vector<std::string_view>{"X-A"});
     CHECK(isHopByHop("X-A", options));
     CHECK(isHopByHop("TRANSFER-ENCODING", options));
     CHECK_FALSE(isHopByHop("X-B", options));
