@@ -3,6 +3,7 @@
 If these fail, every other integration test's verdict is suspect.
 """
 
+import base64
 import socket
 import time
 
@@ -229,6 +230,25 @@ def test_ws_upgrade_then_raw_echo(origin):
     assert r.status == 101
     c.send(b"\x16\x03\x01raw bytes")
     assert c.read_exact(12) == b"\x16\x03\x01raw bytes"
+
+
+def test_raw_writes_the_given_bytes_then_more_later_and_keeps_or_closes_the_connection(origin):
+    o = origin()
+    b64 = lambda data: base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+    first, later = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok\x00junk", b"\r\nmore"
+    c = RawClient(o.port)
+    start = time.monotonic()
+    c.send(b"HEAD /raw?b=%s&then_ms=200&then=%s HTTP/1.1\r\nHost: x\r\n\r\n"
+           % (b64(first).encode(), b64(later).encode()))
+    assert c.read_exact(len(first)) == first  # exactly these bytes, even for HEAD
+    assert c.read_exact(len(later)) == later
+    assert time.monotonic() - start >= 0.2
+    # The connection stays open and serves the next request as usual.
+    c.send(b"GET /raw?b=%s&close=1 HTTP/1.1\r\nHost: x\r\n\r\n" % b64(b"bye").encode())
+    assert c.read_to_close() == b"bye"
+    c.close()
+    st = o.stats()
+    assert st["connections_accepted"] == 1 and st["requests_by_path"] == {"/raw": 2}, st
 
 
 def test_control_plane_is_not_counted_and_reset_clears(origin):

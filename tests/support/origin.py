@@ -31,6 +31,12 @@ the same head without a body):
   GET /keepalive-hint/N        answers with Keep-Alive: timeout=N
   GET /large-headers/N         a response whose header section is about N bytes
   GET /ws                      Upgrade: websocket -> 101, then echoes raw bytes until EOF
+  GET /raw?b=B64[&then_ms=M&then=B64][&close=1]
+                               writes exactly the bytes B64 decodes to (URL-safe base64,
+                               padding optional), whatever the method (HEAD too); with
+                               then=, waits M ms (default 100) and writes those bytes as
+                               well; close=1 then closes (FIN). Else the connection stays
+                               open and its next request is read as usual.
 
 Options:
   --idle-close-ms N            close keep-alive connections idle for N ms between requests
@@ -60,6 +66,7 @@ control request is not counted as a connection either):
 """
 
 import argparse
+import base64
 import json
 import os
 import signal
@@ -519,6 +526,19 @@ class Conn:
                 n -= take
                 i += 1
             return self.respond(200, hdrs, b"large\n", head_only=head_only, keep=keep)
+        if name == "raw":
+            # Response bytes chosen by the test, unchecked: for hostile-origin tests.
+            self.send(b64decode(query.get("b", "")))
+            if "then" in query:
+                time.sleep(num(query.get("then_ms", ""), 100) / 1000.0)
+                self.send(b64decode(query["then"]))
+            if query.get("close") == "1":
+                try:
+                    self.sock.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+                return False
+            return True
         if name == "ws":
             upgrade = ",".join(header_values(headers, "upgrade")).lower()
             if not upgrade:
@@ -562,6 +582,11 @@ class Conn:
         self.send(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
                   % len(body) + body)
         return True
+
+
+def b64decode(text):
+    """URL-safe base64, padding optional."""
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def header_values(headers, name):
