@@ -324,9 +324,12 @@ void UpstreamConnection::onPlainData(const char* data, size_t length) {
     case HttpParser::Status::Ok:
         return;
     case HttpParser::Status::Paused:
-        // Response complete. Anything after it is a response nobody asked for.
+        // Response complete. Anything after it is a response nobody asked for, so the
+        // connection is marked before its user hears of the end and returns it to the pool.
         if (result.consumed < length)
             reusable_ = false;
+        if (events_)
+            events_->onUpstreamResponseComplete(*this);
         return;
     case HttpParser::Status::Upgrade:
         if (state_ == State::Raw && result.consumed < length && events_)
@@ -360,6 +363,8 @@ void UpstreamConnection::onEof() {
         // A close-delimited body ends here; the connection cannot be reused.
         reusable_ = false;
         if (parser_.finish()) {
+            if (state_ != State::Closed && events_)
+                events_->onUpstreamResponseComplete(*this);
             if (state_ != State::Closed)
                 fail({502, "connection_terminated", "closed after a close-delimited response"});
             return;
@@ -405,11 +410,13 @@ int UpstreamConnection::onMessageComplete() {
         reusable_ = false;
     uv_timer_stop(&timer_);
     timer_purpose_ = TimerPurpose::None;
-    bool upgraded = parser_.head().status == 101;
-    if (events_)
-        events_->onUpstreamResponseComplete(*this);
-    if (upgraded)
+    if (parser_.head().status == 101) {
+        if (events_)
+            events_->onUpstreamResponseComplete(*this);
         return 0; // llhttp returns HPE_PAUSED_UPGRADE next
+    }
+    // Reported once the parser returns (onPlainData, onEof): only then is it known
+    // whether bytes follow the response.
     return HPE_PAUSED;
 }
 

@@ -239,6 +239,34 @@ TEST_CASE("a released connection is reused, but only after a loop turn", "[pool]
     REQUIRE(h.finish());
 }
 
+TEST_CASE("a response with bytes after it is not kept, even when released from its "
+          "completion callback",
+          "[pool]") {
+    // A client session returns the connection as soon as it hears the response ended; the
+    // bytes after it (a second, unrequested response) must already count against reuse.
+    struct ReleasingWaiter : TestWaiter {
+        PoolManager* pools = nullptr;
+        void onUpstreamResponseComplete(UpstreamConnection& c) override {
+            ++responses;
+            connection = nullptr;
+            pools->release(c, true);
+        }
+    };
+    ReleasingWaiter w; // declared first: outlives the harness's shutdown
+    Harness h;
+    h.origin().setResponse(std::string(LoopbackOrigin::kOk) +
+                           "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL");
+    w.pools = &h.pools();
+    h.checkout(w);
+    REQUIRE(h.runUntil([&] { return w.connection != nullptr; }));
+    w.sendRequest();
+    REQUIRE(h.runUntil([&] { return w.responses == 1; }));
+    CHECK(h.stats().idle == 0);
+    CHECK(h.pools().totalConnections() == 0);
+    REQUIRE(h.runUntil([&] { return h.origin().peerCloses() == 1; }));
+    REQUIRE(h.finish());
+}
+
 TEST_CASE("idle connections are reused most recently released first (LIFO)", "[pool]") {
     Harness h;
     auto& a = h.waiter();
