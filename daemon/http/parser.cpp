@@ -195,6 +195,10 @@ int HttpParser::onHeadersComplete(llhttp_t* p) {
     // no place on an HTTP/1.x hop.
     if (llhttp_get_http_major(p) != 1 || llhttp_get_http_minor(p) > 1)
         return s.fail(ParseError::Malformed, "unsupported HTTP version");
+    // llhttp takes any status up to 999 (even "99"); RFC 9110 15 defines 100-599 only.
+    if (llhttp_get_type(p) == HTTP_RESPONSE &&
+        (llhttp_get_status_code(p) < 100 || llhttp_get_status_code(p) > 599))
+        return s.fail(ParseError::Malformed, "invalid status code");
     if (int rc = s.checkHead(); rc != 0)
         return rc;
     auto& h = s.head_;
