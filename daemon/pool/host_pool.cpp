@@ -229,11 +229,19 @@ void HostPool::onUpstreamConnectFailed(UpstreamConnection& connection, const Pro
 }
 
 void HostPool::onUpstreamError(UpstreamConnection& connection, const ProxyError& error) {
-    // Only idle connections report here: the origin closed one, or it timed out.
-    const bool timed_out = std::string_view(error.token) == "idle_timeout";
-    if (!timed_out)
-        learnIdleClose((monotonicUs() - connection.idleSinceUs()) / 1000);
-    discard(connection, timed_out ? "idle_timeout" : "origin_closed");
+    // Only idle connections report here: the origin closed one, it timed out, or it
+    // sent bytes nobody asked for. Only a close says how long the origin keeps idle ones.
+    const std::string_view token = error.token;
+    if (token == "idle_timeout") {
+        discard(connection, "idle_timeout");
+        return;
+    }
+    if (token == "http_protocol_error") {
+        discard(connection, "unsolicited_bytes");
+        return;
+    }
+    learnIdleClose((monotonicUs() - connection.idleSinceUs()) / 1000);
+    discard(connection, "origin_closed");
 }
 
 void HostPool::learnIdleClose(int64_t idle_ms) {
