@@ -481,7 +481,8 @@ CROWD = 5000
 def test_five_thousand_concurrent_clients_are_all_served(origin, pooled):
     raise_fd_limit(2 * CROWD + 1000)  # our sockets + pooled's, each process on its own
     o = origin()
-    p = pooled({"pool": {"max_pending": 2 * CROWD, "queue_timeout": "60s"}})
+    p = pooled({"pool": {"max_connections_per_host": 64, "max_idle_per_host": 32,
+                         "max_pending": 2 * CROWD, "queue_timeout": "60s"}})
     baseline = open_fds(p)
 
     async def run():
