@@ -2,7 +2,7 @@
 """Turn bench/run's raw.jsonl into latest.md (tables, ratios) and PNG bar charts.
 
     report.py --raw results/raw.jsonl --out results [--mode full|quick] [--pooled-bin BIN]
-              [--load BEFORE,AFTER] [--timings S1,S2,S3,TOTAL]
+              [--load BEFORE,AFTER] [--timings S1,S2,S3,TOTAL] [--note TEXT] [--commit C]
     report.py --annotate RAW --pooled-log FILE  # add pooled's counts to §1's via-pooled
                                                 # records (by the alias each one used)
 
@@ -182,21 +182,23 @@ def seed_section(recs, out, prefix):
     return L, V
 
 
-def report(raw, out, mode, pooled_bin, load, timings):
+def report(raw, out, mode, pooled_bin, load, timings, note=None, commit=None):
     recs = [json.loads(l) for l in open(raw) if l.strip()]
     if not recs:
         sys.exit("report.py: no measurements")
     prefix = "quick-" if mode == "quick" else ""
     try:
-        commit = subprocess.run(["git", "-C", os.path.dirname(os.path.abspath(__file__)),
-                                 "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True).stdout.strip()
+        commit = commit or subprocess.run(
+            ["git", "-C", os.path.dirname(os.path.abspath(__file__)), "rev-parse", "--short",
+             "HEAD"], capture_output=True, text=True).stdout.strip()
     except OSError:
         commit = "?"
     L = [f"# pooled benchmarks ({mode} run)", "",
          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit `{commit}`, "
          f"{platform.node()} ({os.cpu_count()} CPUs, shared), Python "
          f"{platform.python_version()}, binary `{pooled_bin or '?'}`."]
+    if note:
+        L.append(note)
     if load:
         L.append(f"Load average (1 min) at start {load[0]}, at end {load[1]}: other work ran on "
                  "this machine meanwhile, so figures are noisy; ratios come from the same rounds.")
@@ -235,11 +237,13 @@ def main():
     ap.add_argument("--pooled-bin")
     ap.add_argument("--load")
     ap.add_argument("--timings")
+    ap.add_argument("--note", help="a line for the header (e.g. where the binary came from)")
+    ap.add_argument("--commit", help="the checkout's commit (default: git HEAD now)")
     a = ap.parse_args()
     if a.annotate:
         return annotate(a.annotate, a.pooled_log)
     report(a.raw, a.out, a.mode, a.pooled_bin, a.load and a.load.split(","),
-           a.timings and a.timings.split(","))
+           a.timings and a.timings.split(","), a.note, a.commit)
 
 
 if __name__ == "__main__":

@@ -99,18 +99,22 @@ def section2(recs, out, prefix):
     if c1:
         by_round = collections.defaultdict(dict)
         for r in c1:
-            by_round[r["round"]][r["target"]] = r
+            # the origin direct is measured just before each proxy ("pair"): added
+            # latency = proxy - its own neighbour, median over rounds
+            by_round[r["round"]][(r["target"], r["pair"]) if r.get("pair") else r["target"]] = r
         names = [n for n in ORDER if any(r["target"] == n for r in c1)]
         L += [f"### One connection (`wrk -t1 -c1`, 100 B): latency added over the origin direct",
+              "", "Each proxy's run follows a run of the origin direct; added = the "
+              "difference between the two, median over rounds (the direct row: all its runs).",
               "", "| configuration | req/s | p50 (µs) | p99 (µs) | added p50 (µs) | "
               "added p99 (µs) |", "|---|---:|---:|---:|---:|---:|"]
         added = {}
         for n in names:
             mine = [r for r in c1 if r["target"] == n]
-            a50 = med([rr[n]["p50_us"] - rr["direct"]["p50_us"] for rr in by_round.values()
-                       if n in rr and "direct" in rr])
-            a99 = med([rr[n]["p99_us"] - rr["direct"]["p99_us"] for rr in by_round.values()
-                       if n in rr and "direct" in rr])
+            a50 = med([rr[n]["p50_us"] - rr[("direct", n)]["p50_us"]
+                       for rr in by_round.values() if n in rr and ("direct", n) in rr])
+            a99 = med([rr[n]["p99_us"] - rr[("direct", n)]["p99_us"]
+                       for rr in by_round.values() if n in rr and ("direct", n) in rr])
             added[n] = (a50, a99)
             L.append(f"| {LABEL[n]} | {f(med([r['rps'] for r in mine]))} | "
                      f"{f(med([r['p50_us'] for r in mine]))} | {f(med([r['p99_us'] for r in mine]))} | "
@@ -127,8 +131,9 @@ def section2(recs, out, prefix):
             for b in bodies:
                 row, ref = table.get((b, p)), table.get((b, "nginx"))
                 cells.append("—" if not row or not ref else fn(row, ref))
+                if "✗" in cells[-1]:
+                    V.append(f"§2 {title}, {p}, {BODY[b]}: {cells[-1]}")
         L.append(f"| {title} | " + " | ".join(cells) + " |")
-        V.extend(f"§2 {title}: {c}" for c in cells if "✗" in c)
 
     line("req/s ≥ 1.0 × nginx", lambda r, n: f"{r['rps_x']:.2f} {mark(r['rps_x'] >= 1.0)}")
     line("req per CPU-s ≥ 1.25 × nginx",
@@ -206,8 +211,9 @@ def section3(recs, out, prefix):
         L.append("")
     if slows:
         secs = next(iter(slows.values()))["seconds"]
-        L += [f"The same response to `curl --limit-rate 20M`, stopped after {secs} s: the "
-              "proxy's RSS growth over its RSS before (sampled every 0.2 s), and bytes written "
+        L += [f"The same response to `curl --limit-rate 20M`, stopped after {secs} s, one "
+              "client per proxy at once, on the proxies that just served the rounds above: RSS "
+              "growth over their RSS just before (sampled every 0.2 s), and bytes written "
               "to files meanwhile (open regular files, unlinked temp files included, and its "
               "directory).", "",
               "| configuration | client received (MiB) | RSS growth (MiB) | written to files (MiB) |",

@@ -6,7 +6,8 @@
                   [--c1-configs direct,pooled,nginx]
 
 wrk -t1 -c50 against the origin nginx directly and through each proxy, for each body size;
-then wrk -t1 -c1 (100 B) for the latency a proxy adds. One origin and one instance of each
+then wrk -t1 -c1 (100 B) for the latency a proxy adds (each proxy right after a run of
+the origin direct: the difference of the two is its added latency). One origin and one instance of each
 proxy serve the whole section; each round runs every configuration once, in an order
 rotated per round (the machine is shared and noisy: medians over rounds, ratios to nginx
 from the same rounds). Per run: req/s, p50/p99, connections the origin accepted during
@@ -67,7 +68,7 @@ def wrk(url, target, conns, seconds, log):
     return json.loads(lines[-1])
 
 
-def run_one(raw, log, origin, cfg, body, conns, seconds, rnd):
+def run_one(raw, log, origin, cfg, body, conns, seconds, rnd, pair=None):
     name, server, url, target = cfg
     url, target = url.format(body=body), target and target.format(body=body)
     acc0 = servers.origin_accepts(origin)
@@ -86,6 +87,8 @@ def run_one(raw, log, origin, cfg, body, conns, seconds, rnd):
            "upstream_conns": acc,
            "cpu_s": None if cpu is None else round(cpu, 2),
            "req_per_cpu_s": round(w["requests"] / cpu) if cpu else None}
+    if pair:
+        rec["pair"] = pair  # the origin direct, measured just before this proxy
     raw.write(json.dumps(rec) + "\n")
     raw.flush()
     cpu_txt = "" if cpu is None else f", {cpu:.2f} CPU s"
@@ -139,9 +142,14 @@ def main():
                         if cfg[0] == "pooled-log" and body != "1k":
                             continue  # the access log's cost: one body size is enough
                         run_one(raw, log, origin, cfg, body, 50, a.seconds, rnd)
+                # One connection: each proxy right after a run of the origin direct, so
+                # the latency it adds is a difference of neighbours, not of moments
+                # minutes apart on a machine whose load drifts.
                 c1 = a.c1_configs.split(",") if a.c1_configs else None
                 for cfg in order:
-                    if cfg[0] != "pooled-log" and (not c1 or cfg[0] in c1):
+                    if cfg[0] not in ("direct", "pooled-log") and (not c1 or cfg[0] in c1):
+                        run_one(raw, log, origin, cfgs[0], "100b", 1, a.c1_seconds, rnd,
+                                pair=cfg[0])
                         run_one(raw, log, origin, cfg, "100b", 1, a.c1_seconds, rnd)
     finally:
         servers.stop_all(started)
