@@ -140,6 +140,11 @@ struct AccessConfig {
     // Default: 169.254.0.0/16 and fe80::/10 (link-local: cloud metadata endpoints).
     std::vector<Cidr> deny_destinations = defaultDeniedDestinations();
     std::vector<Cidr> allow_destinations; // exceptions to deny_destinations
+    // The name a client asked for, before resolution: "host.example" exactly or
+    // "*.example" (any subdomain). allow_hosts makes exceptions to deny_hosts.
+    std::vector<std::string> deny_hosts;
+    std::vector<std::string> allow_hosts;
+    std::vector<uint16_t> allow_ports; // empty: any destination port; else only these
     ProxyAuthConfig proxy_auth;
 };
 

@@ -582,11 +582,31 @@ private:
                              });
                          }};
         };
+        auto hosts = [&](std::string_view name, std::vector<std::string>& out) {
+            return Field{name, [this, &out](const YAML::Node& n, const std::string& p) {
+                             out.clear();
+                             readList(n, p, [&](const YAML::Node& e, const std::string& ep) {
+                                 std::string pattern = nonEmpty(e, ep);
+                                 std::string error;
+                                 if (!validHostPattern(pattern, error))
+                                     fail(ep, error);
+                                 out.push_back(std::move(pattern));
+                             });
+                         }};
+        };
         readMap(node, path,
                 {
                     cidrs("allow_clients", a.allow_clients),
                     cidrs("deny_destinations", a.deny_destinations),
                     cidrs("allow_destinations", a.allow_destinations),
+                    hosts("deny_hosts", a.deny_hosts),
+                    hosts("allow_hosts", a.allow_hosts),
+                    {"allow_ports", [&](const YAML::Node& n, const std::string& p) {
+                         a.allow_ports.clear();
+                         readList(n, p, [&](const YAML::Node& e, const std::string& ep) {
+                             a.allow_ports.push_back(integer<uint16_t>(e, ep, 1, 65535));
+                         });
+                     }},
                     {"proxy_auth", [&](const YAML::Node& n, const std::string& p) {
                          readProxyAuth(n, p, a.proxy_auth);
                      }},

@@ -2,10 +2,13 @@
 #include "proxy/access_control.h"
 
 #include "config/config.h"
+#include "http/target.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstring>
 
@@ -155,6 +158,39 @@ bool clientAllowed(const AccessConfig& access, const sockaddr* address) {
 bool destinationAllowed(const AccessConfig& access, const sockaddr* address) {
     return !anyContains(access.deny_destinations, address) ||
            anyContains(access.allow_destinations, address);
+}
+
+bool validHostPattern(std::string_view pattern, std::string& error) {
+    std::string_view name = pattern;
+    if (name.substr(0, 2) == "*.")
+        name.remove_prefix(2);
+    bool ok = !name.empty() && name.front() != '.' && name.back() != '.';
+    for (char c : name)
+        ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' ||
+                    c == ':'); // ':' for IPv6 literals
+    if (!ok)
+        error = "'" + std::string(pattern) +
+                "' is not a host name or a \"*.domain\" pattern";
+    return ok;
+}
+
+std::string destinationNameDenied(const AccessConfig& access, std::string_view host,
+                                  uint16_t port) {
+    if (!host.empty() && host.back() == '.')
+        host.remove_suffix(1); // "a.example." names "a.example": no way around a rule
+    auto any = [&](const std::vector<std::string>& patterns) {
+        for (const auto& pattern : patterns)
+            if (hostMatches(pattern, host))
+                return true;
+        return false;
+    };
+    if (any(access.deny_hosts) && !any(access.allow_hosts))
+        return "host " + std::string(host) + " is not allowed";
+    if (!access.allow_ports.empty() &&
+        std::find(access.allow_ports.begin(), access.allow_ports.end(), port) ==
+            access.allow_ports.end())
+        return "port " + std::to_string(port) + " is not allowed";
+    return {};
 }
 
 std::string addressText(const sockaddr* address) {

@@ -54,6 +54,15 @@ bool clientAllowed(const AccessConfig& access, const sockaddr* address);
 // Denied if inside deny_destinations and not inside allow_destinations.
 bool destinationAllowed(const AccessConfig& access, const sockaddr* address);
 
+// A host rule: letters, digits, '-', '.', optionally starting with "*." (subdomains of
+// what follows, at any depth, not the name itself). IP literals may be written too.
+bool validHostPattern(std::string_view pattern, std::string& error);
+// The requested name and port, checked before any lookup or connect: deny_hosts unless
+// allow_hosts (hostMatches; one trailing dot of `host` ignored), and allow_ports when
+// it is set. Empty when allowed, else why not.
+std::string destinationNameDenied(const AccessConfig& access, std::string_view host,
+                                  uint16_t port);
+
 // "10.1.2.3" / "fe80::1" for messages.
 std::string addressText(const sockaddr* address);
 

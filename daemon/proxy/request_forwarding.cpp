@@ -8,6 +8,7 @@
 #include "observe/access_log.h"
 #include "pool/pool_manager.h"
 #include "pool/upstream_connection.h"
+#include "proxy/access_control.h"
 #include "proxy/auth_check.h"
 #include "proxy/proxy_auth.h"
 
@@ -102,6 +103,15 @@ void ClientSession::continueRequestHead() {
     record_.scheme = route_.key.scheme;
     record_.host = route_.key.host;
     record_.port = route_.key.port;
+    // Name and port rules apply to where the request goes (routes included) before any
+    // lookup; address rules wait for the resolved addresses (UpstreamConnection).
+    if (std::string denied = destinationNameDenied(config().access, route_.key.host,
+                                                   route_.key.port);
+        !denied.empty()) {
+        worker_.metrics().onDenied("destination");
+        failRequest({403, "http_request_denied", std::move(denied)});
+        return;
+    }
     record_.path = route_.path;
     record_.route = route_.route ? route_.route->name : "";
     request_head_bytes_.clear();

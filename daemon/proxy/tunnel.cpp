@@ -58,6 +58,14 @@ void ClientSession::handleConnect() {
         failRequest({400, "http_request_error", "CONNECT inside a tunnel"});
         return;
     }
+    if (std::string denied =
+            destinationNameDenied(config().access, authority->host, authority->port);
+        !denied.empty()) {
+        keep_alive_ = false;
+        worker_.metrics().onDenied("destination");
+        failRequest({403, "http_request_denied", std::move(denied)});
+        return;
+    }
     // An IP literal is checked before the 200; a name is checked once resolved (the 200 is
     // sent by then, so a denied name only closes the tunnel).
     sockaddr_storage literal{};

@@ -81,6 +81,41 @@ def test_allow_destinations_makes_exceptions_to_the_deny_list(origin, pooled):
     assert proxy_request(p.port, o, "GET", "/headers").status == 200
 
 
+def get_via(p, host, port):
+    with RawClient(p.port) as c:
+        c.send(request_bytes("GET", "http://%s:%d/headers" % (host, port), "%s:%d" % (host, port)))
+        return c.read_response()
+
+
+def test_a_denied_host_name_gets_403_before_any_lookup_and_allow_hosts_makes_exceptions(origin, pooled):
+    o = origin()
+    p = pooled({"access": {"deny_hosts": ["localhost", "*.invalid"], "allow_hosts": ["ok.invalid"]},
+                "dns": {"timeout": "2s", "tries": 1}})
+    for host in ("localhost", "LOCALHOST.", "metadata.internal.invalid"):
+        r = get_via(p, host, o.port)
+        assert r.status == 403, host
+        assert proxy_status_error(r) == "http_request_denied"
+        assert r.header("proxy-status").endswith('details="host %s is not allowed"' % host.rstrip(".").lower()), r.headers
+    # The exception is let through to the lookup (which then fails: .invalid never resolves).
+    assert proxy_status_error(get_via(p, "ok.invalid", o.port)) == "dns_error"
+    assert o.log() == []
+    assert get_via(p, "127.0.0.1", o.port).status == 200  # rules name hosts, not addresses
+
+
+def test_allow_ports_limits_destination_ports_for_requests_and_connect(origin, pooled):
+    o = origin()
+    p = pooled({"access": {"allow_ports": [1]}, "connect": {"allowed_ports": [o.port]}})
+    r = proxy_request(p.port, o, "GET", "/")
+    assert r.status == 403
+    assert r.header("proxy-status").endswith('details="port %d is not allowed"' % o.port)
+    with RawClient(p.port) as c:
+        c.send(request_bytes("CONNECT", o.authority, o.authority))
+        assert c.read_response("CONNECT").status == 403
+    assert o.log() == []
+    ok = pooled({"access": {"allow_ports": [o.port]}})
+    assert proxy_request(ok.port, o, "GET", "/headers").status == 200
+
+
 def test_cloud_metadata_is_denied_by_default_without_a_connect(pooled):
     p = pooled({"timeouts": {"connect": "30s"}})
     with RawClient(p.port, timeout=5) as c:

@@ -89,6 +89,39 @@ TEST_CASE("link-local (cloud metadata) destinations are denied by default", "[ac
     CHECK_FALSE(destinationAllowed(access, sa(addr("169.254.169.254"))));
 }
 
+TEST_CASE("destination names are denied by pattern before any lookup, with exceptions", "[access]") {
+    AccessConfig access;
+    access.deny_hosts = {"*.internal", "metadata.google.internal", "blocked.example"};
+    access.allow_hosts = {"api.internal"};
+    CHECK(destinationNameDenied(access, "db.internal", 80) == "host db.internal is not allowed");
+    CHECK_FALSE(destinationNameDenied(access, "a.b.INTERNAL", 80).empty()); // any depth, any case
+    CHECK_FALSE(destinationNameDenied(access, "blocked.example.", 80).empty()); // trailing dot
+    CHECK(destinationNameDenied(access, "api.internal", 80).empty());        // the exception
+    CHECK(destinationNameDenied(access, "internal", 80).empty());     // *. means subdomains only
+    CHECK(destinationNameDenied(access, "notblocked.example", 80).empty());
+}
+
+TEST_CASE("allow_ports limits destination ports when set", "[access]") {
+    AccessConfig access;
+    CHECK(destinationNameDenied(access, "a.example", 22).empty()); // unset: any port
+    access.allow_ports = {80, 443};
+    CHECK(destinationNameDenied(access, "a.example", 443).empty());
+    CHECK(destinationNameDenied(access, "a.example", 22) == "port 22 is not allowed");
+}
+
+TEST_CASE("host patterns are checked when the config is read", "[access][config]") {
+    const Config c = loadConfigString(
+        "access:\n  deny_hosts: [\"*.internal\", a.example]\n  allow_ports: [80, 443]\n", "t");
+    CHECK(c.access.deny_hosts == std::vector<std::string>{"*.internal", "a.example"});
+    CHECK(c.access.allow_ports == std::vector<uint16_t>{80, 443});
+    for (const char* bad : {"\"*\"", "\"a.*.example\"", "\"bad host\"", "\".example\""}) {
+        const ConfigError e = errorOf(std::string("access:\n  deny_hosts: [ok.example, ") + bad + "]\n");
+        CHECK(e.key() == "access.deny_hosts[1]");
+        CHECK_THAT(e.message(), Catch::Contains("is not a host name"));
+    }
+    CHECK(errorOf("access:\n  allow_ports: [0]\n").key() == "access.allow_ports[0]");
+}
+
 TEST_CASE("access rules are read from the config", "[access][config]") {
     const Config c = loadConfigString(R"(
 access:
