@@ -297,7 +297,7 @@ void ClientSession::onClientWriteDone(void* owner, int status) {
 void ClientSession::onClientDrained() {
     client_write_blocked_ = false;
     if (phase_ == Phase::Forwarding && timer_phase_ == Phase::Forwarding)
-        uv_timer_stop(&timer_);
+        disarmTimer();
     if (upstream_)
         upstream_->resumeReading();
     if (tunnel_)
@@ -321,7 +321,7 @@ void ClientSession::closeAfterFlush() {
         return;
     phase_ = Phase::Closing;
     stopReadingClient();
-    uv_timer_stop(&timer_);
+    disarmTimer();
     if (upstream_)
         releaseUpstream(false);
     shutdown_req_.data = this;
@@ -346,14 +346,34 @@ void ClientSession::end() {
 void ClientSession::armTimer(int64_t ms, Phase for_phase) {
     timer_phase_ = for_phase;
     if (ms <= 0) {
-        uv_timer_stop(&timer_);
+        disarmTimer();
         return;
     }
+    timer_deadline_ = uv_now(worker_.loop()) + static_cast<uint64_t>(ms);
+    // A timer already due no later than the new deadline stays as it is and onTimer
+    // re-arms it for the rest: deadlines mostly move later (header timeout, keep-alive),
+    // so the loop's timer heap is touched about once per timeout, not several times
+    // per request.
+    if (uv_is_active(reinterpret_cast<uv_handle_t*>(&timer_)) &&
+        uv_timer_get_due_in(&timer_) <= static_cast<uint64_t>(ms))
+        return;
     uv_timer_start(&timer_, &ClientSession::onTimer, static_cast<uint64_t>(ms), 0);
+}
+
+void ClientSession::disarmTimer() {
+    timer_deadline_ = 0; // an armed timer then fires into nothing; cheaper than a heap removal
 }
 
 void ClientSession::onTimer(uv_timer_t* timer) {
     auto* self = static_cast<ClientSession*>(timer->data);
+    if (self->timer_deadline_ == 0)
+        return;
+    const uint64_t now = uv_now(self->worker_.loop());
+    if (now < self->timer_deadline_) {
+        uv_timer_start(timer, &ClientSession::onTimer, self->timer_deadline_ - now, 0);
+        return;
+    }
+    self->timer_deadline_ = 0;
     if (self->timer_phase_ != self->phase_)
         return;
     switch (self->phase_) {

@@ -68,6 +68,7 @@ private:
     bool writeClient(std::initializer_list<std::string_view> parts);
     size_t clientWriteQueue() const;
     void armTimer(int64_t ms, Phase for_phase);
+    void disarmTimer();
     void sendErrorAndClose(const ProxyError& error);
     void sendError(const ProxyError& error, bool close);
     void closeAfterFlush();
@@ -133,6 +134,7 @@ private:
     HttpParser parser_;
     Phase phase_ = Phase::Idle;
     Phase timer_phase_ = Phase::Idle;
+    uint64_t timer_deadline_ = 0; // loop time (ms) the timer is for; 0 = disarmed
     std::string client_address_;
     AuthCheck* auth_check_ = nullptr; // credentials being hashed; owned by its work request
 

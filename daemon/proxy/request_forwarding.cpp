@@ -172,7 +172,7 @@ void ClientSession::attachUpstream(UpstreamConnection& connection) {
     record_.upstream_conn_id = connection.id();
     record_.upstream_conn_requests = connection.requests();
     phase_ = Phase::Forwarding;
-    uv_timer_stop(&timer_);
+    disarmTimer();
     sent_us_ = now;
     request_sent_ = false;
     if (expect_continue_ && !request_body_started_ && !request_complete_)
