@@ -11,7 +11,7 @@ ORDER = ["direct", "pooled", "pooled-sidecar", "pooled-log", "nginx", "haproxy",
          "tinyproxy"]
 LABEL = {"direct": "origin direct (nginx)", "pooled": "**pooled**, forward proxy",
          "pooled-sidecar": "**pooled**, sidecar route", "pooled-log": "pooled, forward, access log on",
-         "nginx": "nginx, reverse proxy (keepalive 32)", "haproxy": "HAProxy (http-reuse always)",
+         "nginx": "nginx, reverse proxy (keepalive 64)", "haproxy": "HAProxy (http-reuse always)",
          "squid": "squid, forward (no cache)", "tinyproxy": "tinyproxy, forward"}
 BODY = {"100b": "100 B", "1k": "1 KiB", "64k": "64 KiB"}
 POOLED = ("pooled", "pooled-sidecar")
