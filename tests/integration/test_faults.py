@@ -14,7 +14,8 @@ import time
 import pytest
 import requests
 
-from kit import (RawClient, connect, pattern, proxy_status_error, request_bytes, wait_until)
+from kit import (RawClient, connect, pattern, proxy_status_error, recv_until_close, request_bytes,
+                 wait_until)
 
 SANITIZED = bool(os.environ.get("POOLED_SANITIZED"))
 MiB = 1024 * 1024
@@ -208,13 +209,7 @@ def test_origin_that_never_accepts_gets_504_and_the_socket_is_closed(pooled):
         # What pooled left in the queue: the request, then its close.
         srv.settimeout(5)
         conn, _ = srv.accept()
-        conn.settimeout(5)
-        got = b""
-        while True:
-            data = conn.recv(65536)
-            if not data:
-                break
-            got += data
+        got = recv_until_close(conn, 5)
         conn.close()
         assert got.startswith(b"GET /x HTTP/1.1\r\n"), got[:100]
     finally:
