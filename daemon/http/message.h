@@ -37,6 +37,21 @@ struct MessageHead {
     void clear();
 };
 
-bool equalsIgnoreCase(std::string_view a, std::string_view b);
+// ASCII case-insensitive equality (header names, tokens). Inline: most calls compare
+// names of different lengths, and the size check should cost no call.
+inline bool equalsIgnoreCase(std::string_view a, std::string_view b) {
+    if (a.size() != b.size())
+        return false;
+    for (size_t i = 0; i < a.size(); ++i) {
+        unsigned char x = static_cast<unsigned char>(a[i]);
+        unsigned char y = static_cast<unsigned char>(b[i]);
+        if (x == y)
+            continue;
+        // Only letters differ by case, and only in bit 0x20.
+        if ((x | 0x20) != (y | 0x20) || static_cast<unsigned char>((x | 0x20) - 'a') > 'z' - 'a')
+            return false;
+    }
+    return true;
+}
 
 } // namespace pooled

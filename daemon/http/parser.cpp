@@ -17,6 +17,30 @@ bool isControlByte(unsigned char c) {
     return (c < 0x20 && c != '\t') || c == 0x7f;
 }
 
+// Any control byte in [at, at+length)? Header values are scanned whole, so test 8 bytes
+// at a time for "a byte below 0x20 or equal to 0x7f" (exact as a yes/no per word) and
+// look at single bytes only in a word that says yes, where a tab may be the cause.
+bool hasControlByte(const char* at, size_t length) {
+    constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
+    size_t i = 0;
+    for (; i + 8 <= length; i += 8) {
+        uint64_t x;
+        std::memcpy(&x, at + i, 8);
+        const uint64_t below_space = (x - 0x20 * kOnes) & ~x & kHigh;
+        const uint64_t del = x ^ (0x7f * kOnes);
+        const uint64_t has_del = (del - kOnes) & ~del & kHigh;
+        if ((below_space | has_del) == 0)
+            continue;
+        for (size_t k = i; k < i + 8; ++k)
+            if (isControlByte(static_cast<unsigned char>(at[k])))
+                return true;
+    }
+    for (; i < length; ++i)
+        if (isControlByte(static_cast<unsigned char>(at[i])))
+            return true;
+    return false;
+}
+
 bool isTokenChar(unsigned char c) { // RFC 9110 5.6.2 tchar
     if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
         return true;
@@ -115,9 +139,8 @@ int HttpParser::onUrl(llhttp_t* p, const char* at, size_t length) {
 
 int HttpParser::onStatus(llhttp_t* p, const char* at, size_t length) {
     auto& s = self(p);
-    for (size_t i = 0; i < length; ++i)
-        if (isControlByte(static_cast<unsigned char>(at[i])))
-            return s.fail(ParseError::Malformed, "control character in reason phrase");
+    if (hasControlByte(at, length))
+        return s.fail(ParseError::Malformed, "control character in reason phrase");
     s.head_.reason.append(at, length);
     if (!s.countHeadBytes(length))
         return s.fail(ParseError::HeadTooLarge, "header section too large");
@@ -156,9 +179,8 @@ int HttpParser::onHeaderValue(llhttp_t* p, const char* at, size_t length) {
     char before = q > s.exec_start_ ? q[-1] : s.last_byte_;
     if (length > 0 && before == '\n') // (an empty value's span may start on the next line)
         return s.fail(ParseError::Malformed, "obsolete line folding in header value");
-    for (size_t i = 0; i < length; ++i)
-        if (isControlByte(static_cast<unsigned char>(at[i])))
-            return s.fail(ParseError::Malformed, "control character in header value");
+    if (hasControlByte(at, length))
+        return s.fail(ParseError::Malformed, "control character in header value");
     if (s.head_.headers.empty())
         return s.fail(ParseError::Malformed, "header value without name");
     s.head_.headers.back().value.append(at, length);
