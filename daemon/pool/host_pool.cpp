@@ -62,13 +62,19 @@ bool HostPool::hasIdleNotYetEligible() const {
 UpstreamConnection* HostPool::takeIdle(const PoolWaiter& waiter, bool allow_stale) {
     if (waiter.require_fresh)
         return nullptr;
-    // A reload may have denied where an idle connection goes: close it rather than reuse it.
-    std::vector<UpstreamConnection*> denied;
-    for (auto* c : idle_)
-        if (c->peerAddress() && !destinationAllowed(worker_.config().access, c->peerAddress()))
-            denied.push_back(c);
-    for (auto* c : denied)
-        discard(*c, "destination_denied");
+    // A reload may have denied where an idle connection goes: close those rather than
+    // reuse them. Swept once per config; the one handed out is checked every time, as it
+    // may have come back to the pool after the sweep.
+    const auto& config = worker_.configPtr();
+    if (idle_swept_for_.owner_before(config) || config.owner_before(idle_swept_for_)) {
+        idle_swept_for_ = config;
+        std::vector<UpstreamConnection*> denied;
+        for (auto* c : idle_)
+            if (!allowedNow(*c))
+                denied.push_back(c);
+        for (auto* c : denied)
+            discard(*c, "destination_denied");
+    }
     int64_t now = monotonicUs();
     int64_t fresh_us = worker_.config().pool.fresh_idle_threshold.count() * 1000;
     for (auto it = idle_.rbegin(); it != idle_.rend(); ++it) {
@@ -79,9 +85,18 @@ UpstreamConnection* HostPool::takeIdle(const PoolWaiter& waiter, bool allow_stal
             now - c->idleSinceUs() > fresh_us)
             continue;
         idle_.erase(std::next(it).base());
+        if (!allowedNow(*c)) {
+            discard(*c, "destination_denied"); // may serve waiters: look again from scratch
+            return takeIdle(waiter, allow_stale);
+        }
         return c;
     }
     return nullptr;
+}
+
+bool HostPool::allowedNow(const UpstreamConnection& connection) const {
+    return !connection.peerAddress() ||
+           destinationAllowed(worker_.config().access, connection.peerAddress());
 }
 
 Checkout HostPool::checkout(PoolWaiter& waiter) {

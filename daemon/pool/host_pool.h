@@ -3,6 +3,7 @@
 // It drives its connections while they connect or sit idle.
 #pragma once
 
+#include "config/config.h"
 #include "http/proxy_status.h"
 #include "pool/pool_key.h"
 #include "pool/upstream_events.h"
@@ -98,6 +99,8 @@ private:
     void removeIdle(UpstreamConnection& connection);
     void learnIdleClose(int64_t idle_ms);
     uint32_t busyCount() const;
+    // Does the running config still allow this connection's destination address?
+    bool allowedNow(const UpstreamConnection& connection) const;
     std::string_view closeCause(const UpstreamConnection& connection, bool reusable,
                                 int64_t idle_timeout) const;
 
@@ -109,6 +112,9 @@ private:
     std::list<PoolWaiter*> waiters_;
     uint32_t connecting_ = 0;
     int64_t learned_idle_ms_ = -1; // -1 = nothing learned yet
+    // The config whose destination rules the idle set was last swept with: the sweep runs
+    // once per reload, not per checkout (weak: compared by identity, never kept alive).
+    std::weak_ptr<const Config> idle_swept_for_;
     bool serve_scheduled_ = false;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
