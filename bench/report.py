@@ -32,9 +32,10 @@ TARGET = 1.02
 
 def pooled_log(path):
     """{host: {pooled_requests, pooled_reused, upstream_conns, pooled_https,
-    pooled_tls_full, pooled_tls_resumed}} from a JSON access log: the handshakes are
-    those of each upstream connection's first request."""
-    per = collections.defaultdict(lambda: [0, 0, set(), 0, 0, 0])
+    pooled_tls_full, pooled_tls_resumed, pooled_tls_ms}} from a JSON access log: the
+    handshakes (and their median tls_ms) are those of each upstream connection's first
+    request."""
+    per = collections.defaultdict(lambda: [0, 0, set(), 0, 0, 0, []])
     with open(path) as f:
         for line in f:
             line = line.strip()
@@ -51,9 +52,12 @@ def pooled_log(path):
             h[3] += d.get("scheme") == "https"
             if d.get("scheme") == "https" and d.get("upstream_conn_requests") == 1:
                 h[5 if d.get("tls_resumed") else 4] += 1
+                if d.get("tls_ms") is not None:
+                    h[6].append(d["tls_ms"])
     return {k: {"pooled_requests": n, "pooled_reused": r, "upstream_conns": len(c - {None}),
-                "pooled_https": s, "pooled_tls_full": f, "pooled_tls_resumed": rs}
-            for k, (n, r, c, s, f, rs) in per.items()}
+                "pooled_https": s, "pooled_tls_full": f, "pooled_tls_resumed": rs,
+                "pooled_tls_ms": med(ms)}
+            for k, (n, r, c, s, f, rs, ms) in per.items()}
 
 
 def annotate(raw, log):
@@ -204,6 +208,8 @@ def seed_tables(recs, out, prefix, n, rtt, proto):
                   "|---|---:|---:|---:|---:|---:|"]
         for c, label in CLIENTS:
             d, p = rows[(c, "direct")], rows[(c, "pooled")]
+            if d is None and p is None:
+                continue  # not measured (a quick run's TLS rows)
             lp = [x for x in logs.get((ep, c, "pooled"), []) if "pooled_requests" in x]
             cells = [label, fmt(d), fmt(p), fmt(p / d if d and p else None, 3)]
             if tls:
@@ -244,6 +250,15 @@ def seed_tables(recs, out, prefix, n, rtt, proto):
                    for v in ("direct", "pooled")}
             L.append(f"- TLS version at the origin: direct {', '.join(ver['direct']) or '?'}; "
                      f"via pooled {', '.join(ver['pooled']) or '?'}")
+            hs = {c: med([x["pooled_tls_ms"] for x in logs.get((ep, c, "pooled"), [])
+                          if x.get("pooled_tls_ms") is not None]) for c in ("naive", "aiohttp")}
+            if hs["naive"] is not None:
+                L.append(f"- pooled's upstream handshake (`tls_ms`, median): one connection "
+                         f"(naive) {fmt(hs['naive'], 0)} ms"
+                         + (f", {n} at once (aiohttp) {fmt(hs['aiohttp'], 0)} ms"
+                            if hs["aiohttp"] is not None else "")
+                         + f"; a TLS 1.2 handshake through the relay takes at least "
+                         f"{3 * rtt:g} ms (setup RTT + 2 RTT), TLS 1.3 {2 * rtt:g} ms")
         L.append("")
         L.append("All runs (s): " + "; ".join(
             f"{c}/{v}: " + ", ".join(f"{x:.3f}" for x in by[(ep, c, v)])
