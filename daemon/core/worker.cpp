@@ -135,6 +135,24 @@ void Worker::endSession(ClientSession* session) {
         finishShutdown();
 }
 
+std::unique_ptr<Exchange> Worker::takeExchange() {
+    if (spare_exchanges_.empty())
+        return nullptr;
+    auto exchange = std::move(spare_exchanges_.back());
+    spare_exchanges_.pop_back();
+    return exchange;
+}
+
+void Worker::keepExchange(std::unique_ptr<Exchange> exchange) {
+    // Enough to cover the turnover of a busy loop; idle connections hold none, so memory
+    // per idle connection stays that of a ClientSession.
+    constexpr size_t kMaxSpareExchanges = 32;
+    constexpr size_t kMaxSpareBuffers = 16 * 1024;
+    if (spare_exchanges_.size() < kMaxSpareExchanges &&
+        exchange->bufferCapacity() <= kMaxSpareBuffers)
+        spare_exchanges_.push_back(std::move(exchange));
+}
+
 // A copy to walk while sessions end (and leave the list) one by one.
 std::vector<ClientSession*> Worker::sessionList() const {
     std::vector<ClientSession*> list;

@@ -24,6 +24,7 @@ namespace pooled {
 class AccessLog;
 class AdminServer;
 class ClientSession;
+struct Exchange;
 class Listener;
 class PoolManager;
 class Resolver;
@@ -93,6 +94,9 @@ public:
     // The session is done; it is closed and freed from its close callback.
     void endSession(ClientSession* session);
     size_t sessionCount() const { return sessions_.size(); }
+    // Exchanges of connections gone idle, kept for the next request (a bounded few).
+    std::unique_ptr<Exchange> takeExchange();
+    void keepExchange(std::unique_ptr<Exchange> exchange);
     // Client connection timeouts: one timer per duration, not one per connection.
     DeadlineTimers& clientTimers() { return client_timers_; }
 
@@ -118,6 +122,7 @@ private:
     // Owned: adoptSession releases each into the list, endSession hands it to retire().
     IntrusiveList<ClientSession> sessions_;
     DeadlineTimers client_timers_;
+    std::vector<std::unique_ptr<Exchange>> spare_exchanges_;
     std::unordered_map<Closable*, std::unique_ptr<Closable>> closing_;
     std::minstd_rand random_;
     WorkerCounters counters_;

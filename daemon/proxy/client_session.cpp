@@ -73,8 +73,13 @@ void ClientSession::drain() {
 // ---- the exchange
 
 Exchange& ClientSession::beginExchange() {
-    if (!exchange_)
-        exchange_ = std::make_unique<Exchange>(*this, requestLimits());
+    if (!exchange_) {
+        exchange_ = worker_.takeExchange();
+        if (exchange_)
+            exchange_->reuse(*this, requestLimits());
+        else
+            exchange_ = std::make_unique<Exchange>(*this, requestLimits());
+    }
     return *exchange_;
 }
 
@@ -85,7 +90,7 @@ void ClientSession::settle() {
         exchange_->http_in_tunnel_)
         return;
     detachExchange(*exchange_);
-    exchange_.reset();
+    worker_.keepExchange(std::move(exchange_));
 }
 
 // Nothing may call into the exchange once this returns: cancels what is pending for it.

@@ -4,7 +4,8 @@
 // allocates it when a request's first byte arrives and frees it when the
 // connection goes back to idle keep-alive, so an idle client costs only the
 // small ClientSession. The events it receives (parser, upstream, pool) are
-// handed to its session.
+// handed to its session. The Worker keeps a few freed exchanges for reuse (reuse()),
+// so a busy keep-alive connection does not pay an allocation per request.
 #pragma once
 
 #include "http/headers.h"
@@ -32,8 +33,16 @@ struct Exchange final : HttpParser::Handler, UpstreamEvents, PoolWaiter {
     ~Exchange() override;
     Exchange(const Exchange&) = delete;
     Exchange& operator=(const Exchange&) = delete;
+    // Back to the state of a new Exchange for `session`, keeping buffer capacity. Every
+    // field below must be reset here.
+    void reuse(ClientSession& session, const HttpParser::Limits& limits);
+    // What its buffers hold on to: a spare that grew large is not worth keeping.
+    size_t bufferCapacity() const {
+        return pending_input_.capacity() + upstream_body_.capacity() +
+               request_head_bytes_.capacity() + response_head_out_.capacity();
+    }
 
-    ClientSession& session_;
+    ClientSession* session_;
     HttpParser parser_;
     AuthCheck* auth_check_ = nullptr; // credentials being hashed; owned by its work request
     // Bytes read but not yet parsed (the parser pauses after each head and message).
