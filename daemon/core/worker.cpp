@@ -14,7 +14,8 @@
 namespace pooled {
 
 Worker::Worker(uv_loop_t* loop, std::shared_ptr<const Config> config)
-    : loop_(loop), config_(std::move(config)), random_(std::random_device{}()),
+    : loop_(loop), config_(std::move(config)),
+      client_timers_(loop, &ClientSession::onDeadline, nullptr), random_(std::random_device{}()),
       read_slab_(config_->buffers.read_buffer),
       write_buffers_(config_->buffers.read_buffer + 64) {
     resolver_ = std::make_unique<Resolver>(loop_, config_->dns);
@@ -32,7 +33,13 @@ Worker::Worker(uv_loop_t* loop, std::shared_ptr<const Config> config)
     uv_unref(reinterpret_cast<uv_handle_t*>(&check_));
 }
 
-Worker::~Worker() = default;
+Worker::~Worker() {
+    // Normally empty by now (finishShutdown ends every session).
+    while (ClientSession* session = sessions_.front()) {
+        sessions_.remove(*session);
+        std::unique_ptr<ClientSession> owned(session);
+    }
+}
 
 TlsContext& Worker::tls() {
     if (!tls_)
@@ -114,20 +121,45 @@ void Worker::retire(std::unique_ptr<Closable> object) {
 void Worker::adoptSession(std::unique_ptr<ClientSession> session) {
     counters_.client_connections++;
     counters_.client_connections_total++;
-    auto* raw = session.get();
-    sessions_.emplace(raw, std::move(session));
+    sessions_.pushFront(*session.release());
 }
 
 void Worker::endSession(ClientSession* session) {
-    auto it = sessions_.find(session);
-    if (it == sessions_.end())
-        return;
-    auto owned = std::move(it->second);
-    sessions_.erase(it);
+    if (!sessions_.contains(*session))
+        return; // already ended
+    sessions_.remove(*session);
+    std::unique_ptr<ClientSession> owned(session);
     counters_.client_connections--;
     retire(std::move(owned));
     if (draining_ && sessions_.empty())
         finishShutdown();
+}
+
+std::unique_ptr<Exchange> Worker::takeExchange() {
+    if (spare_exchanges_.empty())
+        return nullptr;
+    auto exchange = std::move(spare_exchanges_.back());
+    spare_exchanges_.pop_back();
+    return exchange;
+}
+
+void Worker::keepExchange(std::unique_ptr<Exchange> exchange) {
+    // Enough to cover the turnover of a busy loop; idle connections hold none, so memory
+    // per idle connection stays that of a ClientSession.
+    constexpr size_t kMaxSpareExchanges = 32;
+    constexpr size_t kMaxSpareBuffers = 16 * 1024;
+    if (spare_exchanges_.size() < kMaxSpareExchanges &&
+        exchange->bufferCapacity() <= kMaxSpareBuffers)
+        spare_exchanges_.push_back(std::move(exchange));
+}
+
+// A copy to walk while sessions end (and leave the list) one by one.
+std::vector<ClientSession*> Worker::sessionList() const {
+    std::vector<ClientSession*> list;
+    list.reserve(sessions_.size());
+    for (ClientSession* s = sessions_.front(); s; s = IntrusiveList<ClientSession>::next(*s))
+        list.push_back(s);
+    return list;
 }
 
 void Worker::shutdown() {
@@ -142,10 +174,7 @@ void Worker::shutdown() {
     // The admin endpoint stays up while draining: /readyz answers 503 meanwhile.
     pools_->closeIdle();
     // Idle sessions close now; busy ones close when their request ends.
-    std::vector<ClientSession*> sessions;
-    for (auto& [raw, owned] : sessions_)
-        sessions.push_back(raw);
-    for (auto* s : sessions)
+    for (auto* s : sessionList())
         s->drain();
     if (sessions_.empty()) {
         finishShutdown();
@@ -158,10 +187,7 @@ void Worker::shutdown() {
 void Worker::onDrainTimer(uv_timer_t* handle) {
     auto* self = static_cast<Worker*>(handle->data);
     spdlog::warn("drain timeout: closing {} client connections", self->sessions_.size());
-    std::vector<ClientSession*> sessions;
-    for (auto& [raw, owned] : self->sessions_)
-        sessions.push_back(raw);
-    for (auto* s : sessions)
+    for (auto* s : self->sessionList())
         self->endSession(s);
     self->finishShutdown();
 }
@@ -180,6 +206,7 @@ void Worker::finishShutdown() {
     closer_.add(reinterpret_cast<uv_handle_t*>(&check_));
     closer_.add(reinterpret_cast<uv_handle_t*>(&idle_));
     closer_.add(reinterpret_cast<uv_handle_t*>(&drain_timer_));
+    client_timers_.closeHandles(closer_);
     closer_.arm([] {});
     resolver_->close([] {});
 }

@@ -5,6 +5,8 @@
 
 #include "config/config.h"
 #include "core/closable.h"
+#include "core/deadline_queue.h"
+#include "core/intrusive_list.h"
 #include "core/write_request.h"
 #include "observe/metrics.h"
 
@@ -22,6 +24,7 @@ namespace pooled {
 class AccessLog;
 class AdminServer;
 class ClientSession;
+struct Exchange;
 class Listener;
 class PoolManager;
 class Resolver;
@@ -91,6 +94,11 @@ public:
     // The session is done; it is closed and freed from its close callback.
     void endSession(ClientSession* session);
     size_t sessionCount() const { return sessions_.size(); }
+    // Exchanges of connections gone idle, kept for the next request (a bounded few).
+    std::unique_ptr<Exchange> takeExchange();
+    void keepExchange(std::unique_ptr<Exchange> exchange);
+    // Client connection timeouts: one timer per duration, not one per connection.
+    DeadlineTimers& clientTimers() { return client_timers_; }
 
 private:
     static void onPrepare(uv_prepare_t* handle);
@@ -99,6 +107,7 @@ private:
     static void onIdle(uv_idle_t*) {}
     static void onDrainTimer(uv_timer_t* handle);
     void finishShutdown();
+    std::vector<ClientSession*> sessionList() const;
 
     uv_loop_t* loop_;
     std::shared_ptr<const Config> config_;
@@ -110,7 +119,10 @@ private:
     std::vector<int> inherited_fds_;
     Metrics metrics_;
     std::vector<std::unique_ptr<Listener>> listeners_;
-    std::unordered_map<ClientSession*, std::unique_ptr<ClientSession>> sessions_;
+    // Owned: adoptSession releases each into the list, endSession hands it to retire().
+    IntrusiveList<ClientSession> sessions_;
+    DeadlineTimers client_timers_;
+    std::vector<std::unique_ptr<Exchange>> spare_exchanges_;
     std::unordered_map<Closable*, std::unique_ptr<Closable>> closing_;
     std::minstd_rand random_;
     WorkerCounters counters_;

@@ -13,40 +13,37 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstring>
+
 namespace pooled {
 
-namespace {
-
-HttpParser::Limits requestLimits(const Config& config) {
-    HttpParser::Limits limits;
-    limits.max_head_size = config.limits.max_request_header_size;
-    limits.max_header_count = config.limits.max_header_count;
-    limits.max_uri_length = config.limits.max_uri_length;
-    limits.max_body_size = config.limits.max_request_body;
-    return limits;
-}
-
-} // namespace
-
 ClientSession::ClientSession(Worker& worker, const ListenerConfig& listener)
-    : worker_(worker), config_(worker.configPtr()), listener_(listener),
-      parser_(HttpParser::Kind::Request, *this, requestLimits(*config_)) {
+    : worker_(worker), config_(worker.configPtr()) {
     uv_tcp_init(worker_.loop(), &tcp_);
-    uv_timer_init(worker_.loop(), &timer_);
     tcp_.data = this;
-    timer_.data = this;
-    if (!listener_.route.empty())
-        listener_route_ = findRoute(config(), listener_.route);
+    if (!listener.route.empty())
+        listener_route_ = findRoute(config(), listener.route);
 }
 
 ClientSession::~ClientSession() = default;
 
+HttpParser::Limits ClientSession::requestLimits() const {
+    HttpParser::Limits limits;
+    limits.max_head_size = config().limits.max_request_header_size;
+    limits.max_header_count = config().limits.max_header_count;
+    limits.max_uri_length = config().limits.max_uri_length;
+    limits.max_body_size = config().limits.max_request_body;
+    return limits;
+}
+
 void ClientSession::start() {
+    Entry entry(*this);
     uv_tcp_nodelay(&tcp_, 1);
     sockaddr_storage peer{};
     int length = sizeof peer;
-    if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&peer), &length) == 0)
-        client_address_ = formatSockaddr(reinterpret_cast<const sockaddr*>(&peer));
+    if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&peer), &length) == 0 &&
+        static_cast<size_t>(length) <= sizeof peer_)
+        std::memcpy(&peer_, &peer, static_cast<size_t>(length));
     if (!clientAllowed(config().access, reinterpret_cast<const sockaddr*>(&peer))) {
         worker_.metrics().onDenied("client_not_allowed");
         refuse({403, "http_request_denied", "client not allowed"});
@@ -58,15 +55,58 @@ void ClientSession::start() {
 }
 
 void ClientSession::refuse(const ProxyError& error) {
+    Entry entry(*this);
+    beginExchange();
     phase_ = Phase::ReadingHead;
     sendErrorAndClose(error);
 }
 
 void ClientSession::drain() {
+    Entry entry(*this);
     draining_ = true;
-    keep_alive_ = false;
+    if (exchange_)
+        exchange_->keep_alive_ = false;
     if (phase_ == Phase::Idle)
         end();
+}
+
+// ---- the exchange
+
+Exchange& ClientSession::beginExchange() {
+    if (!exchange_) {
+        exchange_ = worker_.takeExchange();
+        if (exchange_)
+            exchange_->reuse(*this, requestLimits());
+        else
+            exchange_ = std::make_unique<Exchange>(*this, requestLimits());
+    }
+    return *exchange_;
+}
+
+// Back to idle keep-alive with nothing pipelined: the connection keeps only itself.
+// A CONNECT tunnel carrying plain HTTP keeps its exchange (the tunnel's authority).
+void ClientSession::settle() {
+    if (phase_ != Phase::Idle || !exchange_ || !exchange_->pending_input_.empty() ||
+        exchange_->http_in_tunnel_)
+        return;
+    detachExchange(*exchange_);
+    worker_.keepExchange(std::move(exchange_));
+}
+
+// Nothing may call into the exchange once this returns: cancels what is pending for it.
+void ClientSession::detachExchange(Exchange& exchange) {
+    if (exchange.auth_check_) {
+        exchange.auth_check_->cancel();
+        exchange.auth_check_ = nullptr;
+    }
+    if (exchange.queued())
+        worker_.pools().cancel(exchange);
+    if (exchange.upstream_)
+        releaseUpstream(false);
+    if (exchange.tunnel_) {
+        exchange.tunnel_->setEvents(nullptr);
+        worker_.retire(std::move(exchange.tunnel_));
+    }
 }
 
 // ---- reading
@@ -89,8 +129,8 @@ void ClientSession::stopReadingClient() {
 void ClientSession::updateClientReading() {
     if (phase_ == Phase::Closing)
         return;
-    bool hold = upstream_write_blocked_ ||
-                pending_input_.size() >= config().buffers.read_buffer;
+    bool hold = exchange_ && (exchange_->upstream_write_blocked_ ||
+                              exchange_->pending_input_.size() >= config().buffers.read_buffer);
     if (hold)
         stopReadingClient();
     else
@@ -103,6 +143,7 @@ void ClientSession::onAlloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
 
 void ClientSession::onRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
     auto* self = static_cast<ClientSession*>(stream->data);
+    Entry entry(*self);
     if (nread > 0)
         self->onClientData(buf->base, static_cast<size_t>(nread));
     else if (nread < 0)
@@ -117,7 +158,7 @@ void ClientSession::onClientData(const char* data, size_t length) {
         onTunnelClientData(data, length);
         return;
     case Phase::Sniffing:
-        pending_input_.append(data, length);
+        exchange_->pending_input_.append(data, length);
         onSniff();
         return;
     case Phase::Idle:
@@ -126,7 +167,7 @@ void ClientSession::onClientData(const char* data, size_t length) {
     default:
         break;
     }
-    pending_input_.append(data, length);
+    exchange_->pending_input_.append(data, length);
     feedParser();
     updateClientReading();
 }
@@ -140,86 +181,96 @@ void ClientSession::onClientEof() {
     }
     if (phase_ == Phase::Closing)
         return;
+    if (!exchange_) {
+        end(); // idle
+        return;
+    }
     // The client went away (or half-closed) before its exchange ended: nothing
     // will read a response, and a half-sent body cannot be completed.
-    if (upstream_)
+    if (exchange_->upstream_)
         releaseUpstream(false);
     if (phase_ == Phase::Forwarding || phase_ == Phase::Waiting || phase_ == Phase::Sniffing) {
-        record_.error = record_.error.empty() ? "client_disconnected" : record_.error;
+        if (exchange_->record_.error.empty())
+            exchange_->record_.error = "client_disconnected";
         if (phase_ != Phase::Sniffing)
             writeLog();
     }
     end();
 }
 
-// Between requests nothing points into the snapshot (route_ was reset), so a keep-alive
+// Between requests nothing points into the snapshot (the route was reset), so a keep-alive
 // client moves to a reloaded config here; a request in flight keeps the one it began with.
 void ClientSession::refreshConfig() {
     const auto& current = worker_.configPtr();
     if (config_ == current)
         return;
     const RouteConfig* route = nullptr;
-    if (!listener_.route.empty()) {
-        route = findRoute(*current, listener_.route);
+    if (listener_route_) {
+        route = findRoute(*current, listener_route_->name);
         if (!route)
             return; // this listener's route is gone: its sessions finish on the old config
     }
     config_ = current;
     listener_route_ = route;
-    parser_.setLimits(requestLimits(*config_));
+    if (exchange_)
+        exchange_->parser_.setLimits(requestLimits());
 }
 
 void ClientSession::beginRequestHead() {
     refreshConfig();
+    beginExchange();
     phase_ = Phase::ReadingHead;
-    request_start_us_ = monotonicUs();
-    record_ = RequestRecord{};
-    record_.start_unix_us = wallClockUs();
+    exchange_->request_start_us_ = monotonicUs();
+    exchange_->record_ = RequestRecord{};
+    exchange_->record_.start_unix_us = wallClockUs();
     armTimer(config().timeouts.request_header.count(), Phase::ReadingHead);
 }
 
 void ClientSession::feedParser() {
-    if (in_feed_)
+    Exchange& exchange = *exchange_;
+    if (exchange.in_feed_)
         return; // re-entered from a callback: the loop below picks the work up
-    in_feed_ = true;
-    while (!pending_input_.empty() && phase_ != Phase::Closing && phase_ != Phase::Tunnel &&
-           phase_ != Phase::Sniffing && phase_ != Phase::Idle) {
+    exchange.in_feed_ = true;
+    while (!exchange.pending_input_.empty() && phase_ != Phase::Closing &&
+           phase_ != Phase::Tunnel && phase_ != Phase::Sniffing && phase_ != Phase::Idle) {
         if (phase_ == Phase::Waiting)
             break; // the head is parsed; the body waits for an upstream connection
-        if (phase_ == Phase::Forwarding && request_complete_)
+        if (phase_ == Phase::Forwarding && exchange.request_complete_)
             break; // a pipelined request waits for the current response
-        auto result = parser_.execute(pending_input_.data(), pending_input_.size());
-        pending_input_.erase(0, result.consumed);
+        const std::string& input = exchange.pending_input_;
+        auto result = exchange.parser_.execute(input.data(), input.size());
+        exchange.pending_input_.erase(0, result.consumed);
         if (result.status == HttpParser::Status::Error) {
-            ProxyError error{400, "http_request_error", parser_.errorReason()};
-            if (parser_.error() == ParseError::HeadTooLarge)
+            ProxyError error{400, "http_request_error", exchange.parser_.errorReason()};
+            if (exchange.parser_.error() == ParseError::HeadTooLarge)
                 error.status = 431;
-            else if (parser_.error() == ParseError::UriTooLong)
+            else if (exchange.parser_.error() == ParseError::UriTooLong)
                 error.status = 414;
-            else if (parser_.error() == ParseError::BodyTooLarge)
+            else if (exchange.parser_.error() == ParseError::BodyTooLarge)
                 error.status = 413;
-            else if (parser_.error() == ParseError::MethodNotImplemented)
+            else if (exchange.parser_.error() == ParseError::MethodNotImplemented)
                 error.status = 501;
-            in_feed_ = false;
+            exchange.in_feed_ = false;
             failRequest(error); // drops what this parse produced: nothing half-valid leaves
             return;
         }
         if (result.status == HttpParser::Status::Paused)
-            parser_.resume(); // paused at a message end; the next one waits its turn
-        if (phase_ == Phase::ReadingHead && parser_.headComplete())
+            exchange.parser_.resume(); // paused at a message end; the next one waits its turn
+        if (phase_ == Phase::ReadingHead && exchange.parser_.headComplete())
             handleRequestHead();
         // Head and the body parsed so far go out together, and only once the bytes
         // before them parsed cleanly: a malformed request is never forwarded.
         flushUpstream();
     }
-    in_feed_ = false;
+    exchange.in_feed_ = false;
     flushUpstream();
 }
 
 // ---- llhttp callbacks (request)
 
 int ClientSession::onHead() {
-    request_ = std::move(parser_.head());
+    Exchange& exchange = *exchange_;
+    exchange.request_ = std::move(exchange.parser_.head());
     // Parsing goes on over the bytes already read: body bytes that arrived with the
     // head are framed into upstream_body_ and checked before anything is sent or
     // any connection is opened. Further reads wait until a connection is attached.
@@ -227,24 +278,26 @@ int ClientSession::onHead() {
 }
 
 int ClientSession::onBody(const char* data, size_t length) {
-    record_.bytes_in += length;
-    if (request_.chunked) {
+    Exchange& exchange = *exchange_;
+    exchange.record_.bytes_in += length;
+    if (exchange.request_.chunked) {
         char size_line[24]; // no allocation per chunk
         auto end = fmt::format_to(size_line, "{:x}\r\n", length);
-        upstream_body_.append(size_line, static_cast<size_t>(end - size_line));
-        upstream_body_.append(data, length);
-        upstream_body_.append("\r\n");
+        exchange.upstream_body_.append(size_line, static_cast<size_t>(end - size_line));
+        exchange.upstream_body_.append(data, length);
+        exchange.upstream_body_.append("\r\n");
     } else {
-        upstream_body_.append(data, length);
+        exchange.upstream_body_.append(data, length);
     }
     return 0;
 }
 
 int ClientSession::onMessageComplete() {
-    request_complete_ = true;
-    if (request_.chunked)
-        upstream_body_.append("0\r\n\r\n");
-    if (request_.upgrade)
+    Exchange& exchange = *exchange_;
+    exchange.request_complete_ = true;
+    if (exchange.request_.chunked)
+        exchange.upstream_body_.append("0\r\n\r\n");
+    if (exchange.request_.upgrade)
         return 0; // llhttp stops with HPE_PAUSED_UPGRADE
     return HPE_PAUSED;
 }
@@ -263,10 +316,10 @@ bool ClientSession::writeClient(std::initializer_list<std::string_view> parts) {
         // now has to make progress within client_idle.
         if (phase_ == Phase::Forwarding)
             armTimer(config().timeouts.client_idle.count(), Phase::Forwarding);
-        if (upstream_)
-            upstream_->pauseReading();
-        if (tunnel_)
-            tunnel_->pauseReading();
+        if (exchange_ && exchange_->upstream_)
+            exchange_->upstream_->pauseReading();
+        if (exchange_ && exchange_->tunnel_)
+            exchange_->tunnel_->pauseReading();
     }
     return true;
 }
@@ -277,11 +330,14 @@ size_t ClientSession::clientWriteQueue() const {
 
 void ClientSession::onClientWriteDone(void* owner, int status) {
     auto* self = static_cast<ClientSession*>(owner);
+    if (status == UV_ECANCELED)
+        return; // closing: the session may be past any further work
+    Entry entry(*self);
     if (status != 0) {
-        if (status != UV_ECANCELED && self->phase_ != Phase::Closing) {
+        if (self->phase_ != Phase::Closing) {
             // The client is gone: the upstream response cannot be delivered.
-            if (self->upstream_) {
-                self->record_.error = "client_disconnected";
+            if (self->exchange_ && self->exchange_->upstream_) {
+                self->exchange_->record_.error = "client_disconnected";
                 self->releaseUpstream(false);
                 self->writeLog();
             }
@@ -298,16 +354,19 @@ void ClientSession::onClientDrained() {
     client_write_blocked_ = false;
     if (phase_ == Phase::Forwarding && timer_phase_ == Phase::Forwarding)
         disarmTimer();
-    if (upstream_)
-        upstream_->resumeReading();
-    if (tunnel_)
-        tunnel_->resumeReading();
+    if (!exchange_)
+        return;
+    if (exchange_->upstream_)
+        exchange_->upstream_->resumeReading();
+    if (exchange_->tunnel_)
+        exchange_->tunnel_->resumeReading();
 }
 
 void ClientSession::sendError(const ProxyError& error, bool close) {
-    record_.status = error.status;
-    record_.error = error.token;
-    record_.detail = error.detail;
+    Exchange& exchange = *exchange_;
+    exchange.record_.status = error.status;
+    exchange.record_.error = error.token;
+    exchange.record_.detail = error.detail;
     writeClient({renderErrorResponse(config().via_name, error, close)});
 }
 
@@ -322,18 +381,24 @@ void ClientSession::closeAfterFlush() {
     phase_ = Phase::Closing;
     stopReadingClient();
     disarmTimer();
-    if (upstream_)
+    Exchange& exchange = beginExchange(); // it holds the shutdown request
+    if (exchange.upstream_)
         releaseUpstream(false);
-    shutdown_req_.data = this;
+    exchange.shutdown_req_.data = this;
     // uv_shutdown completes once every queued write is flushed.
-    if (!tcp_open_ || uv_shutdown(&shutdown_req_, stream(), &ClientSession::onShutdownDone) != 0)
+    if (!tcp_open_ ||
+        uv_shutdown(&exchange.shutdown_req_, stream(), &ClientSession::onShutdownDone) != 0)
         end();
     else
         armTimer(5000, Phase::Closing); // a client that never reads must not pin us
 }
 
-void ClientSession::onShutdownDone(uv_shutdown_t* req, int) {
-    static_cast<ClientSession*>(req->data)->end();
+void ClientSession::onShutdownDone(uv_shutdown_t* req, int status) {
+    if (status == UV_ECANCELED)
+        return; // closed meanwhile
+    auto* self = static_cast<ClientSession*>(req->data);
+    Entry entry(*self);
+    self->end();
 }
 
 void ClientSession::end() {
@@ -343,69 +408,62 @@ void ClientSession::end() {
 
 // ---- timers
 
+// One timer per connection would cost a uv_timer_t each; the Worker's deadline queues
+// (one per duration) cost a list hook. timer_phase_ says which phase a deadline is for:
+// one that fires after its phase ended does nothing.
 void ClientSession::armTimer(int64_t ms, Phase for_phase) {
     timer_phase_ = for_phase;
-    if (ms <= 0) {
+    if (ms <= 0 || closer_.closing()) {
         disarmTimer();
         return;
     }
-    timer_deadline_ = uv_now(worker_.loop()) + static_cast<uint64_t>(ms);
-    // A timer already due no later than the new deadline stays as it is and onTimer
-    // re-arms it for the rest: deadlines mostly move later (header timeout, keep-alive),
-    // so the loop's timer heap is touched about once per timeout, not several times
-    // per request.
-    if (uv_is_active(reinterpret_cast<uv_handle_t*>(&timer_)) &&
-        uv_timer_get_due_in(&timer_) <= static_cast<uint64_t>(ms))
-        return;
-    uv_timer_start(&timer_, &ClientSession::onTimer, static_cast<uint64_t>(ms), 0);
+    worker_.clientTimers().arm(*this, static_cast<uint64_t>(ms));
 }
 
 void ClientSession::disarmTimer() {
-    timer_deadline_ = 0; // an armed timer then fires into nothing; cheaper than a heap removal
+    Deadline::disarm();
 }
 
-void ClientSession::onTimer(uv_timer_t* timer) {
-    auto* self = static_cast<ClientSession*>(timer->data);
-    if (self->timer_deadline_ == 0)
+void ClientSession::onDeadline(Deadline& deadline, void*) {
+    auto& self = static_cast<ClientSession&>(deadline);
+    Entry entry(self);
+    self.onTimer();
+}
+
+void ClientSession::onTimer() {
+    if (timer_phase_ != phase_)
         return;
-    const uint64_t now = uv_now(self->worker_.loop());
-    if (now < self->timer_deadline_) {
-        uv_timer_start(timer, &ClientSession::onTimer, self->timer_deadline_ - now, 0);
-        return;
-    }
-    self->timer_deadline_ = 0;
-    if (self->timer_phase_ != self->phase_)
-        return;
-    switch (self->phase_) {
+    switch (phase_) {
     case Phase::Idle:
-        self->end();
+        end();
         return;
     case Phase::ReadingHead:
-        self->sendErrorAndClose({408, "http_request_error", "request header timeout"});
-        self->writeLog();
+        sendErrorAndClose({408, "http_request_error", "request header timeout"});
+        writeLog();
         return;
     case Phase::Waiting:
-        self->worker_.pools().cancel(*self);
-        self->failRequest({503, "connection_limit_reached",
-                           "no upstream connection became available in time"});
+        if (exchange_->queued())
+            worker_.pools().cancel(*exchange_);
+        failRequest({503, "connection_limit_reached",
+                     "no upstream connection became available in time"});
         return;
     case Phase::Sniffing:
-        self->openTunnel();
+        openTunnel();
         return;
     case Phase::Tunnel:
-        self->end();
+        end();
         return;
     case Phase::Closing:
-        self->end();
+        end();
         return;
     case Phase::Forwarding:
-        if (self->client_write_blocked_) {
+        if (client_write_blocked_) {
             // A client that stopped reading must not pin an upstream connection forever.
-            self->record_.error = "client_write_timeout";
-            self->record_.detail = "the client stopped reading the response";
-            self->releaseUpstream(false);
-            self->writeLog();
-            self->end();
+            exchange_->record_.error = "client_write_timeout";
+            exchange_->record_.detail = "the client stopped reading the response";
+            releaseUpstream(false);
+            writeLog();
+            end();
         }
         return;
     }
@@ -417,20 +475,12 @@ void ClientSession::close(std::function<void()> on_closed) {
     if (closer_.closing())
         return;
     phase_ = Phase::Closing;
-    if (auth_check_) {
-        auth_check_->cancel();
-        auth_check_ = nullptr;
-    }
-    if (queued())
-        worker_.pools().cancel(*this);
-    if (upstream_)
-        releaseUpstream(false);
-    if (tunnel_) {
-        tunnel_->setEvents(nullptr);
-        worker_.retire(std::move(tunnel_));
-    }
+    disarmTimer();
+    // The exchange itself is freed with the session: a shutdown request may still be
+    // queued, and its callback runs before the handle's close callback.
+    if (exchange_)
+        detachExchange(*exchange_);
     tcp_open_ = false;
-    closer_.add(reinterpret_cast<uv_handle_t*>(&timer_));
     closer_.add(reinterpret_cast<uv_handle_t*>(&tcp_));
     closer_.arm(std::move(on_closed));
 }

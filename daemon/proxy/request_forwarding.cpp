@@ -10,6 +10,7 @@
 #include "pool/upstream_connection.h"
 #include "proxy/access_control.h"
 #include "proxy/auth_check.h"
+#include "net/tcp_listen.h"
 #include "proxy/proxy_auth.h"
 
 #include <fmt/format.h>
@@ -26,25 +27,25 @@ bool idempotent(std::string_view method) {
 } // namespace
 
 void ClientSession::handleRequestHead() {
-    record_.method = request_.method;
-    record_.client = client_address_;
-    head_request_ = request_.method == "HEAD";
-    keep_alive_ = request_.keep_alive && !draining_;
-    if (const char* problem = hostHeaderProblem(request_)) {
+    Exchange& exchange = *exchange_;
+    exchange.record_.method = exchange.request_.method;
+    exchange.head_request_ = exchange.request_.method == "HEAD";
+    exchange.keep_alive_ = exchange.request_.keep_alive && !draining_;
+    if (const char* problem = hostHeaderProblem(exchange.request_)) {
         failRequest({400, "http_request_error", problem});
         return;
     }
-    const Header* expect = request_.find("expect");
-    expect_continue_ = expect && equalsIgnoreCase(expect->value, "100-continue") &&
-                       !request_.isHttp10();
-    if (expect && !expect_continue_) {
+    const Header* expect = exchange.request_.find("expect");
+    exchange.expect_continue_ = expect && equalsIgnoreCase(expect->value, "100-continue") &&
+                       !exchange.request_.isHttp10();
+    if (expect && !exchange.expect_continue_) {
         failRequest({417, "http_request_error", "unsupported expectation"});
         return;
     }
     // Requests inside a CONNECT tunnel were authorized with the CONNECT itself.
     const auto& auth = config().access.proxy_auth;
-    if (auth.credentials && !http_in_tunnel_) {
-        const Header* credentials = request_.find("proxy-authorization");
+    if (auth.credentials && !exchange.http_in_tunnel_) {
+        const Header* credentials = exchange.request_.find("proxy-authorization");
         if (!credentials) {
             denyProxyAuth("no proxy credentials");
             return;
@@ -52,8 +53,12 @@ void ClientSession::handleRequestHead() {
         if (!auth.credentials->verified(credentials->value)) {
             // Not seen yet: hash it on the thread pool; the body waits (Phase::Waiting).
             phase_ = Phase::Waiting;
-            auth_check_ = AuthCheck::start(worker_.loop(), auth.credentials, credentials->value,
-                                           [this](bool ok) { onAuthChecked(ok); });
+            exchange.auth_check_ =
+                AuthCheck::start(worker_.loop(), auth.credentials, credentials->value,
+                                 [this](bool ok) {
+                                     Entry entry(*this);
+                                     onAuthChecked(ok);
+                                 });
             return;
         }
     }
@@ -61,7 +66,7 @@ void ClientSession::handleRequestHead() {
 }
 
 void ClientSession::onAuthChecked(bool ok) {
-    auth_check_ = nullptr;
+    exchange_->auth_check_ = nullptr;
     if (!ok) {
         denyProxyAuth("wrong proxy credentials");
         return;
@@ -71,67 +76,73 @@ void ClientSession::onAuthChecked(bool ok) {
 }
 
 void ClientSession::denyProxyAuth(const char* detail) {
+    Exchange& exchange = *exchange_;
     worker_.metrics().onDenied("proxy_auth");
-    record_.status = 407;
-    record_.error = "http_request_denied";
-    record_.detail = detail;
+    exchange.record_.status = 407;
+    exchange.record_.error = "http_request_denied";
+    exchange.record_.detail = detail;
     writeClient({renderProxyAuthRequired(config().via_name, config().access.proxy_auth.realm)});
     writeLog();
     closeAfterFlush();
 }
 
 void ClientSession::continueRequestHead() {
-    if (request_.method == "CONNECT") {
+    Exchange& exchange = *exchange_;
+    if (exchange.request_.method == "CONNECT") {
         handleConnect();
         return;
     }
-    auto target = parseRequestTarget(request_.method, request_.target);
+    auto target = parseRequestTarget(exchange.request_.method, exchange.request_.target);
     if (!target) {
         failRequest({400, "http_request_error", "invalid request target"});
         return;
     }
-    target_ = std::move(*target);
+    exchange.target_ = std::move(*target);
     ProxyError error;
-    RouteContext context{config(), listener_route_,
-                         http_in_tunnel_ && tunnel_authority_ ? &*tunnel_authority_ : nullptr};
-    auto decision = routeRequest(context, request_, target_, error);
+    const Authority* tunnel = exchange.http_in_tunnel_ && exchange.tunnel_authority_
+                                  ? &*exchange.tunnel_authority_
+                                  : nullptr;
+    RouteContext context{config(), listener_route_, tunnel};
+    auto decision = routeRequest(context, exchange.request_, exchange.target_, error);
     if (!decision) {
         failRequest(error);
         return;
     }
-    route_ = std::move(*decision);
-    record_.scheme = route_.key.scheme;
-    record_.host = route_.key.host;
-    record_.port = route_.key.port;
+    exchange.route_ = std::move(*decision);
+    exchange.record_.scheme = exchange.route_.key.scheme;
+    exchange.record_.host = exchange.route_.key.host;
+    exchange.record_.port = exchange.route_.key.port;
     // Name and port rules apply to where the request goes (routes included) before any
     // lookup; address rules wait for the resolved addresses (UpstreamConnection).
-    if (std::string denied = destinationNameDenied(config().access, route_.key.host,
-                                                   route_.key.port);
+    if (std::string denied = destinationNameDenied(config().access, exchange.route_.key.host,
+                                                   exchange.route_.key.port);
         !denied.empty()) {
         worker_.metrics().onDenied("destination");
         failRequest({403, "http_request_denied", std::move(denied)});
         return;
     }
-    record_.path = route_.path;
-    record_.route = route_.route ? route_.route->name : "";
-    request_head_bytes_.clear();
-    appendUpstreamRequestHead(request_head_bytes_, request_,
-                              {route_.path, route_.authority, config().via_name,
-                               request_.upgrade});
+    exchange.record_.path = exchange.route_.path;
+    exchange.record_.route = exchange.route_.route ? exchange.route_.route->name : "";
+    exchange.request_head_bytes_.clear();
+    appendUpstreamRequestHead(exchange.request_head_bytes_, exchange.request_,
+                              {exchange.route_.path, exchange.route_.authority, config().via_name,
+                               exchange.request_.upgrade});
     phase_ = Phase::Waiting;
-    wait_start_us_ = monotonicUs();
+    exchange.wait_start_us_ = monotonicUs();
     checkoutUpstream();
 }
 
 bool ClientSession::requestReplayable() const {
-    return !request_body_started_ && idempotent(request_.method);
+    Exchange& exchange = *exchange_;
+    return !exchange.request_body_started_ && idempotent(exchange.request_.method);
 }
 
 void ClientSession::checkoutUpstream() {
-    bool has_body = request_.chunked || request_.content_length > 0;
-    prefer_fresh = has_body || !idempotent(request_.method);
-    require_fresh = record_.retries > 0;
-    Checkout result = worker_.pools().checkout(route_.key, *this);
+    Exchange& exchange = *exchange_;
+    bool has_body = exchange.request_.chunked || exchange.request_.content_length > 0;
+    exchange.prefer_fresh = has_body || !idempotent(exchange.request_.method);
+    exchange.require_fresh = exchange.record_.retries > 0;
+    Checkout result = worker_.pools().checkout(exchange.route_.key, *exchange_);
     switch (result.kind) {
     case Checkout::Kind::Ready:
         attachUpstream(*result.connection);
@@ -154,57 +165,61 @@ void ClientSession::onPoolError(const ProxyError& error) {
 }
 
 void ClientSession::attachUpstream(UpstreamConnection& connection) {
-    upstream_ = &connection;
-    connection.setEvents(this);
-    connection.beginRequest(head_request_);
+    Exchange& exchange = *exchange_;
+    exchange.upstream_ = &connection;
+    connection.setEvents(exchange_.get());
+    connection.beginRequest(exchange.head_request_);
     int64_t now = monotonicUs();
-    record_.pool_wait_us = now - wait_start_us_;
-    record_.reused = connection.requests() > 1;
-    if (!record_.reused) {
-        record_.dns_us = connection.dnsUs();
-        record_.connect_us = connection.connectUs();
-        record_.tls_us = connection.tlsUs();
-        record_.tls_resumed = connection.tlsResumed();
+    exchange.record_.pool_wait_us = now - exchange.wait_start_us_;
+    exchange.record_.reused = connection.requests() > 1;
+    if (!exchange.record_.reused) {
+        exchange.record_.dns_us = connection.dnsUs();
+        exchange.record_.connect_us = connection.connectUs();
+        exchange.record_.tls_us = connection.tlsUs();
+        exchange.record_.tls_resumed = connection.tlsResumed();
     } else if (connection.tls()) {
-        record_.tls_us = 0; // no handshake for this request
-        record_.tls_resumed = false;
+        exchange.record_.tls_us = 0; // no handshake for this request
+        exchange.record_.tls_resumed = false;
     }
-    record_.upstream_conn_id = connection.id();
-    record_.upstream_conn_requests = connection.requests();
+    exchange.record_.upstream_conn_id = connection.id();
+    exchange.record_.upstream_conn_requests = connection.requests();
     phase_ = Phase::Forwarding;
     disarmTimer();
-    sent_us_ = now;
-    request_sent_ = false;
-    if (expect_continue_ && !request_body_started_ && !request_complete_)
+    exchange.sent_us_ = now;
+    exchange.request_sent_ = false;
+    if (exchange.expect_continue_ && !exchange.request_body_started_ && !exchange.request_complete_)
         writeClient({"HTTP/1.1 100 Continue\r\n\r\n"});
-    head_pending_ = true;
-    if (in_feed_)
+    exchange.head_pending_ = true;
+    if (exchange.in_feed_)
         return; // the parse loop that got us here sends the head with what follows
     feedParser();
     updateClientReading();
 }
 
 void ClientSession::flushUpstream() {
-    if (!upstream_)
+    Exchange& exchange = *exchange_;
+    if (!exchange.upstream_)
         return;
-    if (head_pending_ || !upstream_body_.empty()) {
-        std::string_view head = head_pending_ ? std::string_view(request_head_bytes_) : "";
-        head_pending_ = false;
-        if (!upstream_body_.empty())
-            request_body_started_ = true; // from now on the request cannot be replayed
-        upstream_->write({head, upstream_body_});
-        upstream_body_.clear();
-        if (upstream_ && upstream_->writeQueueSize() > config().buffers.high_water)
-            upstream_write_blocked_ = true;
+    if (exchange.head_pending_ || !exchange.upstream_body_.empty()) {
+        std::string_view head =
+            exchange.head_pending_ ? std::string_view(exchange.request_head_bytes_) : "";
+        exchange.head_pending_ = false;
+        if (!exchange.upstream_body_.empty())
+            exchange.request_body_started_ = true; // from now on the request cannot be replayed
+        exchange.upstream_->write({head, exchange.upstream_body_});
+        exchange.upstream_body_.clear();
+        if (exchange.upstream_ &&
+            exchange.upstream_->writeQueueSize() > config().buffers.high_water)
+            exchange.upstream_write_blocked_ = true;
     }
-    if (upstream_ && request_complete_ && !request_sent_) {
-        request_sent_ = true;
-        upstream_->requestSent();
+    if (exchange.upstream_ && exchange.request_complete_ && !exchange.request_sent_) {
+        exchange.request_sent_ = true;
+        exchange.upstream_->requestSent();
     }
 }
 
 void ClientSession::onUpstreamDrained(UpstreamConnection&) {
-    upstream_write_blocked_ = false;
+    exchange_->upstream_write_blocked_ = false;
     if (phase_ == Phase::Tunnel) {
         startReadingClient();
         return;
@@ -213,11 +228,12 @@ void ClientSession::onUpstreamDrained(UpstreamConnection&) {
 }
 
 void ClientSession::onUpstreamResponseHead(UpstreamConnection& connection, MessageHead& head) {
+    Exchange& exchange = *exchange_;
     if (phase_ != Phase::Forwarding)
         return;
     if (head.status < 200 && head.status != 101) {
         // Informational: 100 is ours to send (we answered Expect ourselves).
-        if (head.status != 100 && !request_.isHttp10()) {
+        if (head.status != 100 && !exchange.request_.isHttp10()) {
             std::string out;
             appendClientResponseHead(out, head, {BodyFraming::None, true, false, false,
                                                  config().via_name});
@@ -226,41 +242,46 @@ void ClientSession::onUpstreamResponseHead(UpstreamConnection& connection, Messa
         return;
     }
     if (head.status == 101) {
-        if (request_.upgrade) {
+        if (exchange.request_.upgrade) {
             upgradeToTunnel(connection, head);
             return;
         }
         onUpstreamError(connection, {502, "http_protocol_error", "101 without an Upgrade request"});
         return;
     }
-    record_.ttfb_us = monotonicUs() - sent_us_;
-    record_.status = head.status;
-    response_framing_ = clientFraming(head, head_request_, request_.isHttp10());
-    if (response_framing_ == BodyFraming::CloseDelimited || !request_complete_)
-        keep_alive_ = false; // early answers: the rest of the request body is not ours to parse
-    response_head_out_.clear();
-    appendClientResponseHead(response_head_out_, head,
-                             {response_framing_, keep_alive_, request_.isHttp10(), false,
-                              config().via_name});
-    response_head_sent_ = true;
-    response_head_held_ = true; // written with the first body bytes or at the read's end
+    exchange.record_.ttfb_us = monotonicUs() - exchange.sent_us_;
+    exchange.record_.status = head.status;
+    exchange.response_framing_ =
+        clientFraming(head, exchange.head_request_, exchange.request_.isHttp10());
+    // Early answers: the rest of the request body is not ours to parse.
+    if (exchange.response_framing_ == BodyFraming::CloseDelimited || !exchange.request_complete_)
+        exchange.keep_alive_ = false;
+    exchange.response_head_out_.clear();
+    appendClientResponseHead(exchange.response_head_out_, head,
+                             {exchange.response_framing_, exchange.keep_alive_,
+                              exchange.request_.isHttp10(), false, config().via_name});
+    exchange.response_head_sent_ = true;
+    exchange.response_head_held_ = true; // written with the first body bytes or at the read's end
 }
 
 std::string_view ClientSession::takeHeldHead() {
-    if (!response_head_held_)
+    Exchange& exchange = *exchange_;
+    if (!exchange.response_head_held_)
         return {};
-    response_head_held_ = false;
-    return response_head_out_; // writeParts copies whatever the kernel does not take
+    exchange.response_head_held_ = false;
+    return exchange.response_head_out_; // writeParts copies whatever the kernel does not take
 }
 
 void ClientSession::onUpstreamBody(UpstreamConnection&, const char* data, size_t length) {
-    if (phase_ != Phase::Forwarding || !response_head_sent_)
+    Exchange& exchange = *exchange_;
+    if (phase_ != Phase::Forwarding || !exchange.response_head_sent_)
         return;
-    record_.bytes_out += length;
-    if (response_framing_ == BodyFraming::Chunked) {
+    exchange.record_.bytes_out += length;
+    if (exchange.response_framing_ == BodyFraming::Chunked) {
         char size_line[24];
         auto end = fmt::format_to(size_line, "{:x}\r\n", length);
-        writeClient({takeHeldHead(), std::string_view(size_line, static_cast<size_t>(end - size_line)),
+        writeClient({takeHeldHead(),
+                     std::string_view(size_line, static_cast<size_t>(end - size_line)),
                      std::string_view(data, length), "\r\n"});
     } else {
         writeClient({takeHeldHead(), std::string_view(data, length)});
@@ -268,25 +289,28 @@ void ClientSession::onUpstreamBody(UpstreamConnection&, const char* data, size_t
 }
 
 void ClientSession::onUpstreamResponseComplete(UpstreamConnection&) {
-    if (phase_ != Phase::Forwarding || !response_head_sent_)
+    Exchange& exchange = *exchange_;
+    if (phase_ != Phase::Forwarding || !exchange.response_head_sent_)
         return;
-    response_complete_ = true;
-    writeClient({takeHeldHead(), response_framing_ == BodyFraming::Chunked ? "0\r\n\r\n" : ""});
+    exchange.response_complete_ = true;
+    bool chunked = exchange.response_framing_ == BodyFraming::Chunked;
+    writeClient({takeHeldHead(), chunked ? "0\r\n\r\n" : ""});
     finishRequest();
 }
 
 void ClientSession::onUpstreamReadEnd(UpstreamConnection&) {
-    if (response_head_held_)
+    if (exchange_->response_head_held_)
         writeClient({takeHeldHead()});
 }
 
 void ClientSession::onUpstreamError(UpstreamConnection& connection, const ProxyError& error) {
-    if (response_head_held_)
+    Exchange& exchange = *exchange_;
+    if (exchange.response_head_held_)
         writeClient({takeHeldHead()}); // as if written at once: the error handling below
                                        // treats the response as started
     if (phase_ == Phase::Tunnel) {
-        record_.error = error.token;
-        record_.detail = error.detail;
+        exchange.record_.error = error.token;
+        exchange.record_.detail = error.detail;
         writeLog();
         end();
         return;
@@ -294,29 +318,30 @@ void ClientSession::onUpstreamError(UpstreamConnection& connection, const ProxyE
     bool was_idle = connection.hasBeenIdle(); // also a warm one on its first request
     bool started = connection.responseStarted();
     releaseUpstream(false);
-    if (!response_head_sent_ && was_idle && !started && record_.retries == 0 &&
+    if (!exchange.response_head_sent_ && was_idle && !started && exchange.record_.retries == 0 &&
         requestReplayable()) {
         // The classic stale keep-alive race: the origin closed this connection as we
         // reused it. Nothing was answered, nothing unrepeatable was sent: replay once.
-        ++record_.retries;
+        ++exchange.record_.retries;
         phase_ = Phase::Waiting;
         checkoutUpstream();
         return;
     }
-    if (!response_head_sent_) {
+    if (!exchange.response_head_sent_) {
         failRequest(error);
         return;
     }
     // Mid-body: the client must see the truncation, never a clean end.
-    record_.error = "http_response_incomplete";
-    record_.detail = error.detail;
+    exchange.record_.error = "http_response_incomplete";
+    exchange.record_.detail = error.detail;
     writeLog();
     end();
 }
 
 void ClientSession::releaseUpstream(bool reusable) {
-    UpstreamConnection* connection = upstream_;
-    upstream_ = nullptr;
+    Exchange& exchange = *exchange_;
+    UpstreamConnection* connection = exchange.upstream_;
+    exchange.upstream_ = nullptr;
     if (!connection)
         return;
     connection->setEvents(nullptr);
@@ -327,22 +352,24 @@ void ClientSession::releaseUpstream(bool reusable) {
 }
 
 void ClientSession::failRequest(const ProxyError& error) {
-    if (queued())
-        worker_.pools().cancel(*this);
-    if (upstream_)
+    Exchange& exchange = *exchange_;
+    if (exchange.queued())
+        worker_.pools().cancel(*exchange_);
+    if (exchange.upstream_)
         releaseUpstream(false);
-    upstream_body_.clear();
-    head_pending_ = false;
-    if (response_head_sent_) {
-        record_.error = error.token;
-        record_.detail = error.detail;
+    exchange.upstream_body_.clear();
+    exchange.head_pending_ = false;
+    if (exchange.response_head_sent_) {
+        exchange.record_.error = error.token;
+        exchange.record_.detail = error.detail;
         writeLog();
         end();
         return;
     }
     // Keep the client connection only when the whole request was read and framed.
-    bool close = !request_complete_ || !keep_alive_ || parser_.error() != ParseError::None ||
-                 error.status == 400 || error.status == 431 || error.status == 414;
+    bool close = !exchange.request_complete_ || !exchange.keep_alive_ ||
+                 exchange.parser_.error() != ParseError::None || error.status == 400 ||
+                 error.status == 431 || error.status == 414;
     sendError(error, close);
     writeLog();
     if (close) {
@@ -353,10 +380,11 @@ void ClientSession::failRequest(const ProxyError& error) {
 }
 
 void ClientSession::finishRequest() {
-    bool reusable = request_complete_ && response_complete_;
+    Exchange& exchange = *exchange_;
+    bool reusable = exchange.request_complete_ && exchange.response_complete_;
     releaseUpstream(reusable);
     writeLog();
-    if (!keep_alive_ || draining_) {
+    if (!exchange.keep_alive_ || draining_) {
         closeAfterFlush();
         return;
     }
@@ -364,21 +392,22 @@ void ClientSession::finishRequest() {
 }
 
 void ClientSession::nextRequest() {
-    parser_.reset();
+    Exchange& exchange = *exchange_;
+    exchange.parser_.reset();
     phase_ = Phase::Idle;
-    request_.clear();
-    route_ = RouteDecision{};
-    request_complete_ = false;
-    request_body_started_ = false;
-    request_sent_ = false;
-    response_head_sent_ = false;
-    response_head_held_ = false;
-    response_complete_ = false;
-    upstream_write_blocked_ = false;
-    response_framing_ = BodyFraming::None;
-    logged_ = false;
+    exchange.request_.clear();
+    exchange.route_ = RouteDecision{};
+    exchange.request_complete_ = false;
+    exchange.request_body_started_ = false;
+    exchange.request_sent_ = false;
+    exchange.response_head_sent_ = false;
+    exchange.response_head_held_ = false;
+    exchange.response_complete_ = false;
+    exchange.upstream_write_blocked_ = false;
+    exchange.response_framing_ = BodyFraming::None;
+    exchange.logged_ = false;
     armTimer(config().timeouts.client_idle.count(), Phase::Idle);
-    if (!pending_input_.empty()) {
+    if (!exchange.pending_input_.empty()) {
         // A pipelined request is already here.
         beginRequestHead();
         feedParser();
@@ -387,18 +416,19 @@ void ClientSession::nextRequest() {
 }
 
 void ClientSession::writeLog() {
-    if (logged_)
+    if (exchange_->logged_)
         return;
-    logged_ = true;
+    exchange_->logged_ = true;
     worker_.counters().requests++;
-    worker_.metrics().onRequest(record_, monotonicUs() - request_start_us_);
+    worker_.metrics().onRequest(exchange_->record_, monotonicUs() - exchange_->request_start_us_);
     if (!worker_.accessLog().enabled())
         return;
-    record_.client = client_address_;
-    if (record_.method.empty())
-        record_.method = request_.method;
-    record_.total_us = monotonicUs() - request_start_us_;
-    worker_.accessLog().write(record_);
+    if (peer_.any.sa_family != AF_UNSPEC)
+        exchange_->record_.client = formatSockaddr(&peer_.any);
+    if (exchange_->record_.method.empty())
+        exchange_->record_.method = exchange_->request_.method;
+    exchange_->record_.total_us = monotonicUs() - exchange_->request_start_us_;
+    worker_.accessLog().write(exchange_->record_);
 }
 
 } // namespace pooled
