@@ -78,8 +78,18 @@ std::string describeVerifyFlags(uint32_t flags) {
     return out;
 }
 
+std::string describeVerifyFailure(uint32_t flags, const std::string& name, bool ip_literal) {
+    if (!ip_literal || !(flags & MBEDTLS_X509_BADCERT_CN_MISMATCH))
+        return fmt::format("{} for {}", describeVerifyFlags(flags), name);
+    // For an address DNS names and the CN are never consulted: "host name mismatch"
+    // would send people looking in the wrong place.
+    std::string ip_text = "certificate has no IP SAN matching " + name;
+    uint32_t rest = flags & ~static_cast<uint32_t>(MBEDTLS_X509_BADCERT_CN_MISMATCH);
+    return rest == 0 ? ip_text : describeVerifyFlags(rest) + ", " + ip_text;
+}
+
 TlsSession::TlsSession(TlsContext& context, const PoolKey& key, Transport& transport)
-    : context_(context), key_(key), transport_(transport) {
+    : context_(context), key_(key), transport_(transport), verify_name_(key.host) {
     mbedtls_ssl_init(&ssl_);
     const TlsProfile* profile = context_.profile(key_.tls_profile);
     if (!profile) {
@@ -92,12 +102,19 @@ TlsSession::TlsSession(TlsContext& context, const PoolKey& key, Transport& trans
         return;
     }
     // SNI and the name the certificate must carry: the override, else the origin's host.
-    const std::string& name =
-        profile->settings.server_name.empty() ? key_.host : profile->settings.server_name;
-    rc = mbedtls_ssl_set_hostname(&ssl_, name.c_str());
-    if (rc != 0) {
-        error_ = {502, "proxy_internal_error", "TLS server name: " + mbedtlsError(rc)};
-        return;
+    if (!profile->settings.server_name.empty())
+        verify_name_ = profile->settings.server_name;
+    verify_ip_ = parseIpLiteral(verify_name_);
+    if (verify_ip_) {
+        // No SNI for an address (RFC 6066 3), and mbedTLS matches only DNS names: with
+        // no hostname set it checks none, and verifyIpSan checks the address.
+        mbedtls_ssl_set_verify(&ssl_, &TlsSession::verifyIpSan, this);
+    } else {
+        rc = mbedtls_ssl_set_hostname(&ssl_, verify_name_.c_str());
+        if (rc != 0) {
+            error_ = {502, "proxy_internal_error", "TLS server name: " + mbedtlsError(rc)};
+            return;
+        }
     }
     mbedtls_ssl_set_bio(&ssl_, this, &TlsSession::bioSend, &TlsSession::bioRecv, nullptr);
     if (const mbedtls_ssl_session* saved = context_.session(key_))
@@ -167,6 +184,15 @@ int TlsSession::bioRecv(void* ctx, unsigned char* buf, size_t length) {
     return MBEDTLS_ERR_SSL_WANT_READ;
 }
 
+int TlsSession::verifyIpSan(void* ctx, mbedtls_x509_crt* crt, int depth, uint32_t* flags) {
+    auto* self = static_cast<TlsSession*>(ctx);
+    // Chain checks (CA, dates, key usage) are mbedTLS's and already in `flags`; a
+    // missing IP SAN takes the same failure path as a host name mismatch.
+    if (depth == 0 && !subjectAltNamesHoldIp(&crt->subject_alt_names, *self->verify_ip_))
+        *flags |= MBEDTLS_X509_BADCERT_CN_MISMATCH;
+    return 0;
+}
+
 TlsSession::Step TlsSession::handshake() {
     if (!setup_ok_)
         return Step::Failed;
@@ -191,13 +217,13 @@ TlsSession::Step TlsSession::handshake() {
 }
 
 void TlsSession::failHandshake(int rc) {
-    std::string name = ssl_.hostname ? std::string(ssl_.hostname) : key_.host;
+    const std::string& name = verify_name_;
     if (offered_session_)
         context_.forgetSession(key_);
     if (rc == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) {
         uint32_t flags = mbedtls_ssl_get_verify_result(&ssl_);
         error_ = {502, "tls_certificate_error",
-                  fmt::format("{} for {}", describeVerifyFlags(flags), name)};
+                  describeVerifyFailure(flags, name, verify_ip_.has_value())};
         return;
     }
     if (rc == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE && ssl_.in_msg) {
@@ -211,9 +237,8 @@ void TlsSession::failHandshake(int rc) {
 }
 
 ProxyError TlsSession::handshakeAborted(const std::string& what) const {
-    std::string name = ssl_.hostname ? std::string(ssl_.hostname) : key_.host;
-    return {502, "tls_protocol_error",
-            fmt::format("{} {} during the TLS handshake{}", name, what, clientCertificateHint())};
+    return {502, "tls_protocol_error", fmt::format("{} {} during the TLS handshake{}", verify_name_,
+                                                  what, clientCertificateHint())};
 }
 
 std::string TlsSession::clientCertificateHint() const {

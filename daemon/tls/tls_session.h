@@ -6,10 +6,12 @@
 
 #include "http/proxy_status.h"
 #include "pool/pool_key.h"
+#include "tls/ip_san.h"
 
 #include <mbedtls/ssl.h>
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -64,6 +66,8 @@ public:
 private:
     static int bioSend(void* self, const unsigned char* data, size_t length);
     static int bioRecv(void* self, unsigned char* buf, size_t length);
+    // mbedTLS verify callback for an IP-literal origin: flags a leaf without the IP SAN.
+    static int verifyIpSan(void* self, mbedtls_x509_crt* crt, int depth, uint32_t* flags);
     void failHandshake(int rc);
     long endOfInput(int rc);
     std::string clientCertificateHint() const;
@@ -71,6 +75,8 @@ private:
     TlsContext& context_;
     PoolKey key_;
     Transport& transport_;
+    std::string verify_name_; // the server_name override, else the origin's host
+    std::optional<IpAddressBytes> verify_ip_; // verify_name_ as an address, if it is one
     mbedtls_ssl_context ssl_;
     bool setup_ok_ = false;
     bool established_ = false;
@@ -90,5 +96,8 @@ private:
 
 // "certificate expired", "unknown CA", "host name mismatch", ... from verify flags.
 std::string describeVerifyFlags(uint32_t flags);
+// The detail of a failed verification of `name`; for an IP literal the name mismatch
+// reads as a missing IP SAN.
+std::string describeVerifyFailure(uint32_t flags, const std::string& name, bool ip_literal);
 
 } // namespace pooled

@@ -2,6 +2,8 @@
 certificates made at test time (tests/support/tls_certs.py). The origin counts full and
 resumed handshakes itself, so reuse and resumption are measured where they happen."""
 
+import http.client
+import json
 import os
 import socket
 import ssl
@@ -144,6 +146,114 @@ def test_server_name_override_is_sent_and_verified(pki, tls_origin, pooled):
     p = pooled(route_config("https://127.0.0.1:%d" % o.port,
                             {"ca_file": pki["ca"], "server_name": "wrong.example"}))
     assert sidecar_get(p, "/bytes/5").status == 200
+    assert o.stats()["tls_server_names"] == ["wrong.example"]
+
+
+# Upstreams addressed by IP literal: no SNI (RFC 6066 3), and the certificate must list
+# the address as an iPAddress SAN (RFC 9110 4.3.5); DNS names and the CN do not count.
+
+def ways_in(way, o, pki, host):
+    """A pooled reaching https://host:o.port one of three ways; returns (pooled, send)."""
+    tls = {"ca_file": pki["ca"]}
+    if way == "route":
+        return route_config("https://%s:%d" % (host, o.port), tls), \
+            lambda p: sidecar_get(p, "/bytes/5")
+    if way == "absolute_form":
+        def send(p):
+            with RawClient(p.port) as c:
+                c.send(request_bytes("GET", "https://%s:%d/bytes/5" % (host, o.port),
+                                     "%s:%d" % (host, o.port)))
+                return c.read_response()
+        return {"tls": tls}, send
+    plain_port = kit.free_port()
+
+    def send(p):
+        with RawClient(p.port) as c:
+            c.send(request_bytes("GET", "http://%s:%d/bytes/5" % (host, plain_port),
+                                 "%s:%d" % (host, plain_port)))
+            return c.read_response()
+    return {"tls_origination": [{"hosts": [host], "ports": {plain_port: o.port}, "tls": tls}]}, send
+
+
+def origin_stats(o, host):
+    """/__stats of a TLS origin listening on `host` (kit.Origin asks 127.0.0.1)."""
+    conn = http.client.HTTPSConnection(host, o.port, timeout=10, context=o.control_context)
+    try:
+        conn.request("GET", "/__stats")
+        resp = conn.getresponse()
+        assert resp.status == 200
+        return json.loads(resp.read())
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("way", ["route", "absolute_form", "tls_origination"])
+def test_an_ip_literal_upstream_is_verified_by_its_ip_san_and_gets_no_sni(pki, tls_origin, pooled, way):
+    o = tls_origin("server")  # SANs: DNS localhost, IP 127.0.0.1
+    config, send = ways_in(way, o, pki, "127.0.0.1")
+    p = pooled(config)
+    r = send(p)
+    assert r.status == 200, (r, r.header("Proxy-Status"))
+    assert r.body == kit.pattern(0, 5)
+    stats = o.stats()
+    assert stats["requests"] == 1 and stats["tls_full_handshakes"] == 1, stats
+    assert stats["tls_server_names"] == [None]
+
+
+def test_a_host_name_upstream_still_sends_its_name_as_sni(pki, tls_origin, pooled):
+    o = tls_origin("server")
+    p = pooled(route_config("https://localhost:%d" % o.port, {"ca_file": pki["ca"]}))
+    assert sidecar_get(p, "/bytes/5").status == 200
+    assert o.stats()["tls_server_names"] == ["localhost"]
+
+
+def test_an_ip_server_name_override_is_verified_as_an_address(pki, tls_origin, pooled):
+    o = tls_origin("server")
+    p = pooled(route_config("https://localhost:%d" % o.port,
+                            {"ca_file": pki["ca"], "server_name": "127.0.0.1"}))
+    assert sidecar_get(p, "/bytes/5").status == 200
+    assert o.stats()["tls_server_names"] == [None]
+
+
+@pytest.mark.parametrize("way", ["route", "absolute_form", "tls_origination"])
+def test_a_certificate_for_another_ip_is_a_502_and_nothing_is_sent(pki, tls_origin, pooled, way):
+    # The certificate is valid for 127.0.0.1; the same origin is reached as 127.0.0.2.
+    o = tls_origin("server", "--host", "127.0.0.2")
+    config, send = ways_in(way, o, pki, "127.0.0.2")
+    p = pooled(config)
+    r = send(p)
+    assert r.status == 502
+    assert proxy_status_error(r) == "tls_certificate_error"
+    assert "certificate has no IP SAN matching 127.0.0.2" in r.header("Proxy-Status"), \
+        r.header("Proxy-Status")
+    stats = origin_stats(o, "127.0.0.2")
+    assert stats["requests"] == 0, stats  # (the origin counts its failed handshake later)
+    rec = p.wait_access_log(1)[0]
+    assert rec["error"] == "tls_certificate_error"
+    assert rec["detail"] == "certificate has no IP SAN matching 127.0.0.2", rec
+
+
+def test_a_certificate_with_only_dns_names_is_a_502_for_an_ip(pki, tls_origin, pooled):
+    # DNS SAN localhost, CN "127.0.0.1": the CN is no fallback for an address.
+    o = tls_origin("dns_only")
+    p = pooled(route_config("https://127.0.0.1:%d" % o.port, {"ca_file": pki["ca"]}))
+    r = sidecar_get(p, "/bytes/5")
+    assert r.status == 502
+    assert proxy_status_error(r) == "tls_certificate_error"
+    assert "certificate has no IP SAN matching 127.0.0.1" in r.header("Proxy-Status")
+    assert o.stats()["requests"] == 0
+    # The same certificate is fine for the name it lists.
+    p2 = pooled(route_config("https://localhost:%d" % o.port, {"ca_file": pki["ca"]}))
+    assert sidecar_get(p2, "/bytes/5").status == 200
+
+
+def test_chain_checks_still_apply_to_ip_literal_upstreams(pki, tls_origin, pooled):
+    o = tls_origin("unknown_ca")  # lists IP 127.0.0.1, signed by a CA we do not trust
+    p = pooled(route_config("https://127.0.0.1:%d" % o.port, {"ca_file": pki["ca"]}))
+    r = sidecar_get(p, "/bytes/5")
+    assert r.status == 502 and proxy_status_error(r) == "tls_certificate_error"
+    assert "unknown CA for 127.0.0.1" in r.header("Proxy-Status"), r.header("Proxy-Status")
+    assert o.stats()["requests"] == 0
 
 
 def test_mtls_with_the_right_client_certificate(pki, tls_origin, pooled):

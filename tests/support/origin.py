@@ -50,7 +50,8 @@ Options:
   --tls-client-ca F            require a client certificate signed by this CA (mTLS)
   --tls-close-notify           an idle close sends close_notify first (else a bare FIN)
   /__stats then also counts tls_full_handshakes, tls_resumed_handshakes (data-plane
-  connections only) and tls_handshake_failures.
+  connections only) and tls_handshake_failures, and lists in tls_server_names the SNI
+  each data-plane connection sent (null: none), oldest first, the last 1000.
 
 Control plane (same port; never counted, and a connection whose first request is a
 control request is not counted as a connection either):
@@ -118,6 +119,7 @@ class Stats:
         self.tls_full_handshakes = 0
         self.tls_resumed_handshakes = 0
         self.tls_handshake_failures = 0
+        self.tls_server_names = []
         self.idle_closes = 0
         self.idle_close_races = 0
 
@@ -133,6 +135,7 @@ class Stats:
                 "tls_full_handshakes": self.tls_full_handshakes,
                 "tls_resumed_handshakes": self.tls_resumed_handshakes,
                 "tls_handshake_failures": self.tls_handshake_failures,
+                "tls_server_names": list(self.tls_server_names),
                 "idle_closes": self.idle_closes,
                 "idle_close_races": self.idle_close_races,
             }
@@ -148,6 +151,7 @@ class Stats:
             self.tls_full_handshakes = 0
             self.tls_resumed_handshakes = 0
             self.tls_handshake_failures = 0
+            self.tls_server_names = []
             self.idle_closes = 0
             self.idle_close_races = 0
 
@@ -173,6 +177,7 @@ class Conn:
         self.classified = False  # first request seen
         self.nrequests = 0
         self.tls_resumed = None  # TLS: whether the handshake resumed a session
+        self.tls_sni = None      # TLS: the server name the client sent, if any
 
     # ---- reading -------------------------------------------------------------
     def _fill(self, timeout=None):
@@ -361,6 +366,7 @@ class Conn:
                 st.tls_handshake_failures += 1
             return False
         self.tls_resumed = self.sock.session_reused
+        self.tls_sni = getattr(self.sock, "sni_seen", None)
         return True
 
     def keep_alive_wanted(self, version, headers):
@@ -619,6 +625,11 @@ def parse_head(head):
     return method, target, version, headers
 
 
+def record_sni(sslsock, server_name, _context):
+    """SSLContext.sni_callback: runs for every ClientHello, with None when no SNI."""
+    sslsock.sni_seen = server_name
+
+
 class Server:
     def __init__(self, opts):
         self.opts = opts
@@ -638,6 +649,7 @@ class Server:
             if opts.tls_client_ca:
                 self.tls.load_verify_locations(opts.tls_client_ca)
                 self.tls.verify_mode = ssl.CERT_REQUIRED
+            self.tls.sni_callback = record_sni
 
     def uncount(self, conn):
         with self.stats.lock:
@@ -655,6 +667,8 @@ class Server:
                     self.stats.tls_resumed_handshakes += 1
                 else:
                     self.stats.tls_full_handshakes += 1
+                self.stats.tls_server_names.append(conn.tls_sni)
+                del self.stats.tls_server_names[:-1000]
             self.stats.connections_peak = max(self.stats.connections_peak, self.data_open)
 
     def closed(self, conn):

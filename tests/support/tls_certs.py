@@ -97,6 +97,8 @@ def make_test_pki(directory):
 
     save("server", *_leaf(ca_key, ca_cert, "localhost", ["localhost"], ["127.0.0.1"]))
     save("wrong_name", *_leaf(ca_key, ca_cert, "wrong.example", ["wrong.example"]))
+    # A name but no IP SAN; the CN spells the address, which must not count for it.
+    save("dns_only", *_leaf(ca_key, ca_cert, "127.0.0.1", ["localhost"]))
     save("expired", *_leaf(ca_key, ca_cert, "localhost", ["localhost"], ["127.0.0.1"], expired=True))
     save("unknown_ca", *_leaf(other_key, other_cert, "localhost", ["localhost"], ["127.0.0.1"]))
     save("client", *_leaf(ca_key, ca_cert, "pooled client", client=True))
