@@ -153,7 +153,7 @@ void UpstreamConnection::onConnect(uv_connect_t* req, int status) {
     auto* self = static_cast<UpstreamConnection*>(req->data);
     if (status == UV_ECANCELED || self->state_ != State::Connecting)
         return;
-    uv_timer_stop(&self->timer_);
+    self->disarmTimer();
     self->timer_purpose_ = TimerPurpose::None;
     if (status != 0) {
         self->last_connect_status_ = status;
@@ -191,7 +191,7 @@ void UpstreamConnection::fail(const ProxyError& error) {
         return;
     if (state_ == State::Handshaking) {
         // Still connecting as far as the pool knows: a failed handshake is a failed connect.
-        uv_timer_stop(&timer_);
+        disarmTimer();
         timer_purpose_ = TimerPurpose::None;
         if (tcp_open_ && reading_)
             uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
@@ -201,7 +201,7 @@ void UpstreamConnection::fail(const ProxyError& error) {
     }
     state_ = State::Closed;
     reusable_ = false;
-    uv_timer_stop(&timer_);
+    disarmTimer();
     if (tcp_open_ && reading_)
         uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
     reading_ = false;
@@ -226,7 +226,7 @@ void UpstreamConnection::pauseReading() {
     // A slow client holding us back is not a silent origin: the read deadline
     // only runs while we actually read.
     if (timer_purpose_ == TimerPurpose::Read)
-        uv_timer_stop(&timer_);
+        disarmTimer();
 }
 
 void UpstreamConnection::resumeReading() {
@@ -412,7 +412,7 @@ int UpstreamConnection::onMessageComplete() {
     response_complete_ = true;
     if (!parser_.shouldKeepAlive())
         reusable_ = false;
-    uv_timer_stop(&timer_);
+    disarmTimer();
     timer_purpose_ = TimerPurpose::None;
     if (parser_.head().status == 101) {
         if (events_)
@@ -427,7 +427,7 @@ int UpstreamConnection::onMessageComplete() {
 void UpstreamConnection::beginRequest(bool head_request) {
     state_ = State::Busy;
     ++requests_;
-    uv_timer_stop(&timer_);
+    disarmTimer();
     timer_purpose_ = TimerPurpose::None;
     parser_.reset();
     parser_.setRequestIsHead(head_request);
@@ -520,7 +520,7 @@ void UpstreamConnection::enterIdle(int64_t timeout_ms) {
 void UpstreamConnection::enterRaw() {
     state_ = State::Raw;
     // The tunnel's owner watches idleness of both directions.
-    uv_timer_stop(&timer_);
+    disarmTimer();
     timer_purpose_ = TimerPurpose::None;
     if (!read_paused_)
         startReading();
@@ -538,16 +538,40 @@ void UpstreamConnection::shutdownWrite() {
 
 void UpstreamConnection::onShutdown(uv_shutdown_t*, int) {}
 
+// Timers are lazy: a request moves a connection through several deadlines (first byte,
+// read, idle), and re-arming a uv timer each time is a heap operation. The uv timer is
+// only restarted when the new deadline comes before the one it is set for; one set
+// later fires early and onTimer re-arms it for the rest. Disarming just clears the due
+// time.
 void UpstreamConnection::armTimer(int64_t ms) {
     if (ms <= 0) {
-        uv_timer_stop(&timer_);
+        disarmTimer();
         return;
     }
+    uint64_t now = uv_now(worker_.loop());
+    timer_due_ = now + static_cast<uint64_t>(ms);
+    if (timer_set_for_ != 0 && timer_set_for_ <= timer_due_)
+        return;
+    timer_set_for_ = timer_due_;
     uv_timer_start(&timer_, &UpstreamConnection::onTimer, static_cast<uint64_t>(ms), 0);
+}
+
+void UpstreamConnection::disarmTimer() {
+    timer_due_ = 0;
 }
 
 void UpstreamConnection::onTimer(uv_timer_t* timer) {
     auto* self = static_cast<UpstreamConnection*>(timer->data);
+    self->timer_set_for_ = 0;
+    if (self->timer_due_ == 0)
+        return; // disarmed since it was set
+    uint64_t now = uv_now(self->worker_.loop());
+    if (now < self->timer_due_) { // set for an earlier deadline that has moved on
+        self->timer_set_for_ = self->timer_due_;
+        uv_timer_start(timer, &UpstreamConnection::onTimer, self->timer_due_ - now, 0);
+        return;
+    }
+    self->timer_due_ = 0;
     auto purpose = self->timer_purpose_;
     self->timer_purpose_ = TimerPurpose::None;
     switch (purpose) {

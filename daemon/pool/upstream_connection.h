@@ -111,6 +111,7 @@ private:
     int writePlain(std::initializer_list<std::string_view> parts);
     void onEof();
     void armTimer(int64_t ms);
+    void disarmTimer();
 
     static void onConnect(uv_connect_t* req, int status);
     static void onAlloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
@@ -133,6 +134,8 @@ private:
     HandleCloser closer_;
     HttpParser parser_;
     TimerPurpose timer_purpose_ = TimerPurpose::None;
+    uint64_t timer_due_ = 0;     // loop time (ms) timer_purpose_ is due at; 0 = disarmed
+    uint64_t timer_set_for_ = 0; // loop time the uv timer fires at; 0 = not running
     bool tcp_open_ = false;
     bool tcp_closing_ = false; // a failed attempt's socket is closing
     std::function<void()> pending_on_closed_;

@@ -34,7 +34,7 @@ void UpstreamConnection::continueHandshake() {
     }
     tls_us_ = monotonicUs() - phase_start_us_;
     tls_resumed_ = tls_session_->resumed();
-    uv_timer_stop(&timer_);
+    disarmTimer();
     timer_purpose_ = TimerPurpose::None;
     state_ = State::Idle; // connected, not yet used
     idle_since_us_ = monotonicUs();
