@@ -313,9 +313,13 @@ void ClientSession::onUpstreamReadEnd(UpstreamConnection&) {
 
 void ClientSession::onUpstreamError(UpstreamConnection& connection, const ProxyError& error) {
     Exchange& exchange = *exchange_;
-    if (exchange.response_head_held_)
-        writeClient({takeHeldHead()}); // as if written at once: the error handling below
-                                       // treats the response as started
+    if (exchange.response_head_held_) {
+        // The head is still ours (held for the body of the same read): the client has
+        // seen nothing of this response, so it gets a clean 502 instead of a head
+        // followed by a truncation.
+        exchange.response_head_held_ = false;
+        exchange.response_head_sent_ = false;
+    }
     if (phase_ == Phase::Tunnel) {
         exchange.record_.error = error.token;
         exchange.record_.detail = error.detail;

@@ -377,3 +377,19 @@ def test_daemon_still_serves_normally_after_the_hostile_list(stage):
     assert r.status_code == 200 and r.content == b"still here"
     r = requests.get(o.url("/bytes/1000"), proxies=proxies, timeout=10)
     assert r.status_code == 200 and r.content == kit.pattern(0, 1000)
+
+
+def test_a_client_still_uploading_an_over_limit_body_reads_the_whole_413(stage):
+    """A real client (requests) sending a 3 MiB body over a 4 KiB limit: pooled answers 413 on
+    the declared size and closes; the client, cut off mid-send, still reads the whole answer,
+    and nothing reaches the origin."""
+    o, p = stage
+    o.reset()
+    body = b"x" * (3 << 20)
+    for _ in range(5):
+        r = requests.post(o.url("/echo"), data=body, timeout=10,
+                          proxies={"http": "http://127.0.0.1:%d" % p.port})
+        assert r.status_code == 413 and proxy_status_error(r.headers) == "http_request_error"
+        assert r.headers.get("Connection", "").lower() == "close"
+    time.sleep(SETTLE)
+    assert o.log() == []
