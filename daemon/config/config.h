@@ -34,7 +34,7 @@ struct UpstreamTlsConfig {
     std::string ca_file;      // trust only these CAs instead of tls.ca_file
     std::string client_cert;  // PEM certificate (chain) for mTLS, with client_key
     std::string client_key;
-    std::string server_name;  // SNI and the name verified; default: the upstream host
+    std::string server_name;  // SNI and the name verified (an IP: no SNI, its IP SAN); default: the host
     bool insecure_skip_verify = false; // explicit only; warned about at start
     bool operator==(const UpstreamTlsConfig&) const = default;
 };
