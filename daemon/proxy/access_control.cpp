@@ -3,8 +3,9 @@
 
 #include "config/config.h"
 #include "http/target.h"
+#include "net/ip_literal.h"
 
-#include <arpa/inet.h>
+#include <arpa/inet.h> // inet_ntop
 #include <netinet/in.h>
 
 #include <algorithm>
@@ -59,13 +60,13 @@ std::optional<Cidr> parseCidr(std::string_view text, std::string& error) {
     Cidr block;
     block.text = std::string(text);
     const size_t slash = text.find('/');
-    const std::string address(text.substr(0, slash));
-    if (inet_pton(AF_INET, address.c_str(), block.bytes.data()) == 1) {
-        block.family = AF_INET;
-        block.prefix = 32;
-    } else if (inet_pton(AF_INET6, address.c_str(), block.bytes.data()) == 1) {
-        block.family = AF_INET6;
-        block.prefix = 128;
+    const std::string_view address = text.substr(0, slash);
+    // (no [brackets]: they belong to URL authorities, not to address blocks)
+    auto ip = address.empty() || address.front() == '[' ? std::nullopt : parseIpLiteral(address);
+    if (ip) {
+        std::memcpy(block.bytes.data(), ip->bytes.data(), ip->size);
+        block.family = ip->size == 4 ? AF_INET : AF_INET6;
+        block.prefix = static_cast<unsigned>(ip->size * 8);
     } else {
         error = "'" + block.text + "' is not an address block (e.g. 10.0.0.0/8 or fd00::/8)";
         return std::nullopt;
@@ -122,17 +123,19 @@ bool isLoopback(const sockaddr* address) {
 
 bool ipLiteral(const std::string& host, sockaddr_storage& out) {
     out = {};
-    auto* v4 = reinterpret_cast<sockaddr_in*>(&out);
-    auto* v6 = reinterpret_cast<sockaddr_in6*>(&out);
-    if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    auto ip = host.empty() || host.front() == '[' ? std::nullopt : parseIpLiteral(host);
+    if (!ip)
+        return false;
+    if (ip->size == 4) {
+        auto* v4 = reinterpret_cast<sockaddr_in*>(&out);
         v4->sin_family = AF_INET;
-        return true;
-    }
-    if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+        std::memcpy(&v4->sin_addr, ip->bytes.data(), 4);
+    } else {
+        auto* v6 = reinterpret_cast<sockaddr_in6*>(&out);
         v6->sin6_family = AF_INET6;
-        return true;
+        std::memcpy(&v6->sin6_addr, ip->bytes.data(), 16);
     }
-    return false;
+    return true;
 }
 
 bool isLoopbackLiteral(const std::string& address) {

@@ -310,18 +310,23 @@ bool ClientSession::writeClient(std::initializer_list<std::string_view> parts) {
     if (writeParts(stream(), parts, worker_.writeBuffers(), this,
                    &ClientSession::onClientWriteDone) != 0)
         return false;
-    if (clientWriteQueue() > config().buffers.high_water && !client_write_blocked_) {
-        client_write_blocked_ = true;
-        // The origin is held back for the client's sake: the client, not the origin,
-        // now has to make progress within client_idle.
-        if (phase_ == Phase::Forwarding)
-            armTimer(config().timeouts.client_idle.count(), Phase::Forwarding);
-        if (exchange_ && exchange_->upstream_)
-            exchange_->upstream_->pauseReading();
-        if (exchange_ && exchange_->tunnel_)
-            exchange_->tunnel_->pauseReading();
-    }
+    if (clientWriteQueue() > config().buffers.high_water)
+        holdOriginForClient();
     return true;
+}
+
+// Until onClientDrained: the origin is held back for the client's sake, so the client,
+// not the origin, now has to make progress within client_idle.
+void ClientSession::holdOriginForClient() {
+    if (client_write_blocked_)
+        return;
+    client_write_blocked_ = true;
+    if (phase_ == Phase::Forwarding)
+        armTimer(config().timeouts.client_idle.count(), Phase::Forwarding);
+    if (exchange_ && exchange_->upstream_)
+        exchange_->upstream_->pauseReading();
+    if (exchange_ && exchange_->tunnel_)
+        exchange_->tunnel_->pauseReading();
 }
 
 size_t ClientSession::clientWriteQueue() const {

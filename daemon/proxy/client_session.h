@@ -70,6 +70,7 @@ private:
     void updateClientReading();
     bool writeClient(std::initializer_list<std::string_view> parts);
     size_t clientWriteQueue() const;
+    void holdOriginForClient();
     void armTimer(int64_t ms, Phase for_phase);
     void disarmTimer();
     void onTimer();

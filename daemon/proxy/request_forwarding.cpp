@@ -286,14 +286,11 @@ void ClientSession::onUpstreamBody(UpstreamConnection&, const char* data, size_t
     } else {
         writeClient({takeHeldHead(), std::string_view(data, length)});
     }
-    if (exchange.upstream_ && !client_write_blocked_ && clientWriteQueue() > 0) {
-        // What the client did not take at once holds the origin back until it is
-        // written (the kernel's buffers keep the origin busy meanwhile): one read's
-        // worth per response, kept in the read block itself (writeParts adopts it).
-        client_write_blocked_ = true;
-        armTimer(config().timeouts.client_idle.count(), Phase::Forwarding);
-        exchange.upstream_->pauseReading();
-    }
+    // What the client did not take at once holds the origin back until it is written
+    // (the kernel's buffers keep the origin busy meanwhile): one read's worth per
+    // response, kept in the read block itself (writeParts adopts it).
+    if (clientWriteQueue() > 0)
+        holdOriginForClient();
 }
 
 void ClientSession::onUpstreamResponseComplete(UpstreamConnection&) {

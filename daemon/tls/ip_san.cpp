@@ -1,12 +1,9 @@
-// IP literal detection and iPAddress SAN matching: see ip_san.h.
+// iPAddress SAN matching: see ip_san.h.
 #include "tls/ip_san.h"
 
 #include <mbedtls/asn1.h>
 
-#include <arpa/inet.h>
-
 #include <cstring>
-#include <string>
 
 namespace pooled {
 
@@ -16,26 +13,6 @@ namespace {
 constexpr int kIpAddressTag = MBEDTLS_ASN1_CONTEXT_SPECIFIC | 7;
 
 } // namespace
-
-std::optional<IpAddressBytes> parseIpLiteral(std::string_view host) {
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-        host = host.substr(1, host.size() - 2);
-    if (host.empty() || host.size() > 64) // longer than any literal; inet_pton needs a C string
-        return std::nullopt;
-    const std::string text(host);
-    IpAddressBytes ip;
-    // Only the full dotted quad: "127.1" or "0x7f.0.0.1" stay names, as they are
-    // everywhere else in pooled.
-    if (inet_pton(AF_INET, text.c_str(), ip.bytes.data()) == 1) {
-        ip.size = 4;
-        return ip;
-    }
-    if (inet_pton(AF_INET6, text.c_str(), ip.bytes.data()) == 1) {
-        ip.size = 16;
-        return ip;
-    }
-    return std::nullopt;
-}
 
 bool subjectAltNamesHoldIp(const mbedtls_x509_sequence* names, const IpAddressBytes& ip) {
     for (const mbedtls_x509_sequence* n = names; n != nullptr; n = n->next) {

@@ -4,24 +4,11 @@
 // (RFC 9110 4.3.5: the address byte for byte, never the CN).
 #pragma once
 
+#include "net/ip_literal.h"
+
 #include <mbedtls/x509.h>
 
-#include <array>
-#include <cstddef>
-#include <optional>
-#include <string_view>
-
 namespace pooled {
-
-// The 4 (IPv4) or 16 (IPv6) network-order bytes of an address.
-struct IpAddressBytes {
-    std::array<unsigned char, 16> bytes{};
-    size_t size = 0;
-};
-
-// `host` as an address if it is an IPv4 dotted quad or an IPv6 literal (brackets
-// allowed), else nullopt: a host name.
-std::optional<IpAddressBytes> parseIpLiteral(std::string_view host);
 
 // Whether a subjectAltName list, as mbedTLS keeps it (raw tagged entries), holds an
 // iPAddress ([7]) entry equal to `ip`.
