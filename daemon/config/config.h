@@ -36,6 +36,7 @@ struct UpstreamTlsConfig {
     std::string client_key;
     std::string server_name;  // SNI and the name verified (an IP: no SNI, its IP SAN); default: the host
     bool insecure_skip_verify = false; // explicit only; warned about at start
+    bool false_start = true;           // send the request before the origin's Finished (RFC 7918)
     bool operator==(const UpstreamTlsConfig&) const = default;
 };
 

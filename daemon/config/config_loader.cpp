@@ -657,6 +657,9 @@ private:
                     {"insecure_skip_verify", [&](const YAML::Node& n, const std::string& p) {
                          t.insecure_skip_verify = boolean(n, p);
                      }},
+                    {"false_start", [&](const YAML::Node& n, const std::string& p) {
+                         t.false_start = boolean(n, p);
+                     }},
                 });
         if (t.client_cert.empty() != t.client_key.empty()) {
             // Name the missing key, point at the one that was written.

@@ -269,7 +269,7 @@ void UpstreamConnection::onRead(uv_stream_t* stream, ssize_t nread, const uv_buf
             self->events_->onUpstreamReadEnd(*self);
     } else if (nread == UV_EOF)
         self->onEof();
-    else if (nread < 0 && self->state_ == State::Handshaking)
+    else if (nread < 0 && self->inHandshake())
         self->fail(self->tls_session_->handshakeAborted(
             std::string("reset the connection (") + uv_strerror(static_cast<int>(nread)) + ")"));
     else if (nread < 0)
@@ -353,7 +353,7 @@ void UpstreamConnection::onPlainData(const char* data, size_t length) {
 }
 
 void UpstreamConnection::onEof() {
-    if (state_ == State::Handshaking) {
+    if (inHandshake()) {
         fail(tls_session_->handshakeAborted("closed the connection"));
         return;
     }

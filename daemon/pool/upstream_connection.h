@@ -106,6 +106,11 @@ private:
     // TLS: start / continue the handshake, then pull plaintext while not paused.
     void startHandshake();
     void continueHandshake();
+    // Still before the origin's Finished: connecting, or a False Started request out.
+    bool inHandshake() const {
+        return state_ == State::Handshaking ||
+               (state_ == State::Busy && tls_session_ && !tls_session_->established());
+    }
     void drainTls();
     int sendCiphertext(const char* data, size_t length) override;
     int writePlain(std::initializer_list<std::string_view> parts);

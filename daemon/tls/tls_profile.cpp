@@ -25,6 +25,8 @@ std::string tlsProfileId(const UpstreamTlsConfig& s) {
     add("sni", s.server_name);
     if (s.insecure_skip_verify)
         add("verify", "off");
+    if (!s.false_start)
+        add("false_start", "off");
     return id;
 }
 

@@ -3,7 +3,10 @@
 
 #include "tls/tls_context.h"
 
-#include <mbedtls/ssl_internal.h> // handshake->resume: 2.28 has no public "was resumed"
+// handshake->resume (2.28 has no public "was resumed"), the negotiated suite and
+// mbedtls_ssl_write_record for False Start: 2.28 has no API for either.
+#include <mbedtls/ssl_internal.h>
+#include <mbedtls/cipher.h>
 #include <mbedtls/net_sockets.h> // MBEDTLS_ERR_NET_SEND_FAILED
 #include <mbedtls/x509.h>
 #include <uv.h>
@@ -104,6 +107,7 @@ TlsSession::TlsSession(TlsContext& context, const PoolKey& key, Transport& trans
     // SNI and the name the certificate must carry: the override, else the origin's host.
     if (!profile->settings.server_name.empty())
         verify_name_ = profile->settings.server_name;
+    false_start_ = profile->settings.false_start;
     verify_ip_ = parseIpLiteral(verify_name_);
     if (verify_ip_) {
         // No SNI for an address (RFC 6066 3), and mbedTLS matches only DNS names: with
@@ -199,13 +203,16 @@ TlsSession::Step TlsSession::handshake() {
     if (established_)
         return Step::Done;
     // Step by step rather than mbedtls_ssl_handshake(): the resume flag lives only
-    // while the handshake does.
+    // while the handshake does, and the False Start point is between two steps.
     while (ssl_.state != MBEDTLS_SSL_HANDSHAKE_OVER) {
         int rc = mbedtls_ssl_handshake_step(&ssl_);
         if (ssl_.handshake && ssl_.handshake->resume)
             resumed_ = true;
-        if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE)
-            return Step::WantRead;
+        if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE) {
+            if (!false_started_ && mayFalseStart())
+                false_started_ = true;
+            return false_started_ ? Step::Done : Step::WantRead;
+        }
         if (rc != 0) {
             failHandshake(rc);
             return Step::Failed;
@@ -214,6 +221,33 @@ TlsSession::Step TlsSession::handshake() {
     established_ = true;
     context_.saveSession(key_, ssl_);
     return Step::Done;
+}
+
+bool TlsSession::mayFalseStart() const {
+    // TLS 1.2 makes a full handshake cost two round trips before the request can go;
+    // TLS 1.3 (not in mbedTLS 2.28) one. False Start (RFC 7918) sends the request right
+    // after our Finished, which saves the second one. It is safe when an attacker who
+    // tampered with the handshake (caught only by the origin's Finished) could not have
+    // weakened what protects the request: the certificate and the key exchange
+    // signature are verified by now, and the suite must be forward secret (ECDHE) and
+    // AEAD. Not for resumptions (the origin's Finished comes first there anyway) nor
+    // when the origin asked for a client certificate: its refusal comes after our
+    // Finished, and must stay a failed connect, not a failed request.
+    if (!false_start_ || !ssl_.handshake || ssl_.handshake->resume || ssl_.client_auth ||
+        ssl_.out_left != 0 || send_error_ != 0)
+        return false;
+    // Our Finished is out; next comes the origin's session ticket (if it announced one)
+    // or its ChangeCipherSpec.
+    if (ssl_.state != MBEDTLS_SSL_SERVER_NEW_SESSION_TICKET &&
+        ssl_.state != MBEDTLS_SSL_SERVER_CHANGE_CIPHER_SPEC)
+        return false;
+    const mbedtls_ssl_ciphersuite_t* suite = ssl_.handshake->ciphersuite_info;
+    if (!suite || (suite->key_exchange != MBEDTLS_KEY_EXCHANGE_ECDHE_ECDSA &&
+                   suite->key_exchange != MBEDTLS_KEY_EXCHANGE_ECDHE_RSA))
+        return false;
+    const mbedtls_cipher_info_t* cipher = mbedtls_cipher_info_from_type(suite->cipher);
+    return cipher && (cipher->mode == MBEDTLS_MODE_GCM || cipher->mode == MBEDTLS_MODE_CCM ||
+                      cipher->mode == MBEDTLS_MODE_CHACHAPOLY);
 }
 
 void TlsSession::failHandshake(int rc) {
@@ -253,6 +287,15 @@ std::string TlsSession::clientCertificateHint() const {
 }
 
 long TlsSession::read(char* buf, size_t capacity) {
+    if (!established_) {
+        // False Started: the origin's CCS and Finished come first. mbedtls_ssl_read
+        // would finish the handshake too, but without saving the session.
+        Step step = handshake();
+        if (step == Step::Failed)
+            return kFailed;
+        if (!established_)
+            return kWantRead;
+    }
     size_t filled = 0;
     while (filled < capacity) {
         int rc = mbedtls_ssl_read(&ssl_, reinterpret_cast<unsigned char*>(buf + filled),
@@ -291,7 +334,36 @@ bool TlsSession::hasPendingInput() const {
            mbedtls_ssl_get_bytes_avail(&ssl_) > 0 || mbedtls_ssl_check_pending(&ssl_) != 0;
 }
 
+int TlsSession::writeEarly(std::string_view data) {
+    // What mbedtls_ssl_write does once the handshake is over, which it insists on
+    // (it would wait for the origin's Finished): records under the keys our Finished
+    // was sent with.
+    constexpr uint8_t kForceFlush = 1;
+    int max = mbedtls_ssl_get_max_out_record_payload(&ssl_);
+    if (max <= 0) {
+        error_ = {502, "tls_protocol_error", key_.host + ": " + mbedtlsError(max)};
+        return UV_EPROTO;
+    }
+    for (size_t offset = 0; offset < data.size();) {
+        size_t n = std::min(data.size() - offset, static_cast<size_t>(max));
+        ssl_.out_msgtype = MBEDTLS_SSL_MSG_APPLICATION_DATA;
+        ssl_.out_msglen = n;
+        std::memcpy(ssl_.out_msg, data.data() + offset, n);
+        int rc = mbedtls_ssl_write_record(&ssl_, kForceFlush);
+        if (send_error_ != 0)
+            return send_error_;
+        if (rc != 0) {
+            error_ = {502, "tls_protocol_error", key_.host + ": " + mbedtlsError(rc)};
+            return UV_EPROTO;
+        }
+        offset += n;
+    }
+    return 0;
+}
+
 int TlsSession::write(std::string_view data) {
+    if (!established_)
+        return false_started_ ? writeEarly(data) : UV_ENOTCONN;
     size_t offset = 0;
     while (offset < data.size()) {
         int rc = mbedtls_ssl_write(&ssl_, reinterpret_cast<const unsigned char*>(data.data()) + offset,

@@ -43,13 +43,18 @@ public:
     void lend(const char* data, size_t length);
     void release();
 
-    // Starts or continues the handshake. On Failed, error() says why.
+    // Starts or continues the handshake. Done: application data may be written, which
+    // with False Start (RFC 7918) is before the origin's Finished arrived; read()
+    // completes the handshake then. On Failed, error() says why.
     Step handshake();
+    // The whole handshake is over, the origin's Finished verified.
     bool established() const { return established_; }
+    // Done came at the False Start point: the request went out one round trip earlier.
+    bool falseStarted() const { return false_started_; }
     // The origin accepted the offered session: no certificate exchange happened.
     bool resumed() const { return resumed_; }
 
-    // Decrypts into buf up to `capacity` bytes.
+    // Decrypts into buf up to `capacity` bytes, first finishing a False Start handshake.
     long read(char* buf, size_t capacity);
     // Decrypted or undecrypted bytes wait inside (the owner stopped reading).
     bool hasPendingInput() const;
@@ -69,6 +74,8 @@ private:
     // mbedTLS verify callback for an IP-literal origin: flags a leaf without the IP SAN.
     static int verifyIpSan(void* self, mbedtls_x509_crt* crt, int depth, uint32_t* flags);
     void failHandshake(int rc);
+    bool mayFalseStart() const;
+    int writeEarly(std::string_view data);
     long endOfInput(int rc);
     std::string clientCertificateHint() const;
 
@@ -80,6 +87,8 @@ private:
     mbedtls_ssl_context ssl_;
     bool setup_ok_ = false;
     bool established_ = false;
+    bool false_start_ = true; // the profile allows it
+    bool false_started_ = false;
     bool resumed_ = false;
     bool offered_session_ = false;
     bool close_notify_sent_ = false;

@@ -1,0 +1,178 @@
+"""TLS False Start (RFC 7918): on a new TLS 1.2 connection pooled sends the request right
+after its own Finished instead of waiting one more round trip for the origin's, when that
+is safe (verified certificate, ECDHE, AEAD), and still trusts nothing it reads before the
+origin's Finished has been checked.
+
+The origin here completes its side of the handshake and then holds its last flight
+(ChangeCipherSpec, Finished) back for a while, watching for application data: a client
+that False Starts has its request in by then; one that waits for the Finished sends
+nothing until the hold ends. No timing is asserted, only what arrived when."""
+
+import socket
+import ssl
+import threading
+import time
+
+import pytest
+
+import kit
+from kit import RawClient, proxy_status_error, request_bytes
+from tls_certs import make_test_pki
+
+AEAD_SUITE = "ECDHE-ECDSA-AES128-GCM-SHA256"
+CBC_SUITE = "ECDHE-ECDSA-AES128-SHA256"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    return make_test_pki(str(tmp_path_factory.mktemp("pki")))
+
+
+class HoldingTlsOrigin:
+    """TLS 1.2 origin on loopback that withholds its Finished for `hold` seconds per
+    connection. `seen_before_finished` lists, per connection, the plaintext that arrived
+    while the Finished was held. finish=False: close instead of ever sending it."""
+
+    def __init__(self, pki, ciphers, hold, finish=True):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        self.ctx.set_ciphers(ciphers)
+        self.ctx.load_cert_chain(pki["server_cert"], pki["server_key"])
+        self.hold, self.finish = hold, finish
+        self.seen_before_finished = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.sock.close()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                try:
+                    self._handle(conn)
+                except (OSError, ssl.SSLError):
+                    pass
+
+    def _handle(self, conn):
+        conn.settimeout(10)
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = self.ctx.wrap_bio(incoming, outgoing, server_side=True)
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                conn.sendall(outgoing.read())
+                data = conn.recv(65536)
+                if not data:
+                    return
+                incoming.write(data)
+        held = outgoing.read()  # our ChangeCipherSpec and Finished (and a session ticket)
+
+        def pull(until):
+            got = b""
+            while True:
+                try:
+                    got += tls.read(65536)
+                    continue
+                except ssl.SSLWantReadError:
+                    pass
+                if b"\r\n\r\n" in got or time.monotonic() >= until:
+                    return got
+                conn.settimeout(max(0.01, until - time.monotonic()))
+                try:
+                    data = conn.recv(65536)
+                except socket.timeout:
+                    return got
+                if not data:
+                    return got
+                incoming.write(data)
+
+        early = pull(time.monotonic() + self.hold)
+        self.seen_before_finished.append(early)
+        if not self.finish:
+            return
+        conn.sendall(held)
+        request = early if b"\r\n\r\n" in early else early + pull(time.monotonic() + 10)
+        if b"\r\n\r\n" not in request:
+            return
+        tls.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        conn.sendall(outgoing.read())
+
+
+@pytest.fixture
+def holding_origin(pki):
+    started = []
+
+    def start(ciphers=AEAD_SUITE, hold=5.0, finish=True):
+        o = HoldingTlsOrigin(pki, ciphers, hold, finish)
+        started.append(o)
+        return o
+
+    yield start
+    for o in started:
+        o.close()
+
+
+def sidecar_to(pooled, pki, origin, **tls):
+    config = {"listeners": [{"address": "127.0.0.1:0", "route": "tls"}],
+              "routes": [{"name": "tls", "upstream": "https://localhost:%d" % origin.port,
+                          "tls": dict({"ca_file": pki["ca"]}, **tls)}]}
+    return pooled(config)
+
+
+def get(p, path):
+    with RawClient(p.port, timeout=15) as c:
+        c.send(request_bytes("GET", path, "app.local"))
+        return c.read_response(timeout=15)
+
+
+def test_the_request_goes_out_before_the_origins_finished(pki, holding_origin, pooled):
+    o = holding_origin(AEAD_SUITE)
+    p = sidecar_to(pooled, pki, o)
+    r = get(p, "/first")
+    assert r.status == 200 and r.body == b"ok"
+    assert len(o.seen_before_finished) == 1
+    assert o.seen_before_finished[0].startswith(b"GET /first HTTP/1.1\r\n")
+    rec = p.wait_access_log(1)[0]
+    assert rec["status"] == 200 and rec["reused"] is False and rec["tls_resumed"] is False
+
+
+def test_no_false_start_with_a_suite_that_is_not_aead(pki, holding_origin, pooled):
+    # A CBC suite: an attacker who could weaken the handshake must not get the request
+    # before the origin's Finished proves nobody did.
+    o = holding_origin(CBC_SUITE, hold=1.0)
+    p = sidecar_to(pooled, pki, o)
+    r = get(p, "/cbc")
+    assert r.status == 200 and r.body == b"ok"
+    assert o.seen_before_finished == [b""]
+
+
+def test_false_start_can_be_turned_off_per_upstream(pki, holding_origin, pooled):
+    o = holding_origin(AEAD_SUITE, hold=1.0)
+    p = sidecar_to(pooled, pki, o, false_start=False)
+    r = get(p, "/patient")
+    assert r.status == 200 and r.body == b"ok"
+    assert o.seen_before_finished == [b""]
+
+
+def test_an_origin_that_never_sends_its_finished_gives_a_502(pki, holding_origin, pooled):
+    # The request has left (that is False Start's bet), but nothing the connection
+    # carries is trusted without the origin's Finished: the client gets a clean error
+    # naming the handshake, and the connection never reaches the pool.
+    o = holding_origin(AEAD_SUITE, finish=False)
+    p = sidecar_to(pooled, pki, o)
+    r = get(p, "/unfinished")
+    assert r.status == 502
+    assert proxy_status_error(r) == "tls_protocol_error", r.headers_all("proxy-status")
+    assert "during the TLS handshake" in r.header("proxy-status"), r.header("proxy-status")
+    assert o.seen_before_finished[0].startswith(b"GET /unfinished ")
