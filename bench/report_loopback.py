@@ -7,9 +7,11 @@ import collections
 import os
 import statistics
 
-ORDER = ["direct", "pooled", "pooled-sidecar", "pooled-log", "nginx", "haproxy", "squid",
-         "tinyproxy"]
-LABEL = {"direct": "origin direct (nginx)", "pooled": "**pooled**, forward proxy",
+ORDER = ["direct", "floor", "pooled", "pooled-sidecar", "pooled-log", "nginx", "haproxy",
+         "squid", "tinyproxy"]
+LABEL = {"direct": "origin direct (nginx)",
+         "floor": "floor: byte relay, no HTTP (`bench/peers/floor_relay.c`)",
+         "pooled": "**pooled**, forward proxy",
          "pooled-sidecar": "**pooled**, sidecar route", "pooled-log": "pooled, forward, access log on",
          "nginx": "nginx, reverse proxy (keepalive 64)", "haproxy": "HAProxy (http-reuse always)",
          "squid": "squid, forward (no cache)", "tinyproxy": "tinyproxy, forward"}
@@ -65,16 +67,23 @@ def section2(recs, out, prefix):
          "conns = connections the origin accepted during the run (nginx `stub_status`). CPU = "
          "the proxy's whole process tree (utime+stime from `/proc/PID/stat`). Every proxy runs "
          "one worker/thread, access logs off (pooled's default is on: see its own row). "
-         "Origin: nginx, 1 worker, static files, keep-alive never closed by it.", ""]
+         "Origin: nginx, 1 worker, static files, keep-alive never closed by it. The floor "
+         "row is a reference, not a proxy: one epoll loop, each client paired at accept "
+         "with its own upstream connection, one read and one write per event, no HTTP "
+         "parsing: the least CPU per request any connection-pooling proxy could spend on "
+         "this kernel.", ""]
     V = []
     bodies = [b for b in BODY if any(r["body"] == b for r in c50)]
     table = {}
+    of_floor = {}  # body -> {name: median of per-round req per CPU-s / the floor's}
     for body in bodies:
         rs = [r for r in c50 if r["body"] == body]
         by_round = collections.defaultdict(dict)
         for r in rs:
             by_round[r["round"]][r["target"]] = r
         names = [n for n in ORDER if any(r["target"] == n for r in rs)]
+        of_floor[body] = {n: per_round_ratio(by_round, n, "floor", "req_per_cpu_s")
+                          for n in names if n in POOLED + ("nginx",)}
         L += [f"### {BODY[body]} responses, 50 connections", "",
               "| configuration | req/s | × nginx | p50 (ms) | p99 (ms) | upstream conns | "
               "proxy CPU (s) | req per CPU-s | × nginx | failed |",
@@ -141,6 +150,21 @@ def section2(recs, out, prefix):
     line("p99 ≤ nginx", lambda r, n: f"{r['p99_us'] / 1e3:.2f} vs {n['p99_us'] / 1e3:.2f} ms "
          f"{mark(r['p99_us'] <= n['p99_us'])}")
     L.append("")
+    # How far from the floor: no proxy can beat it, so 1.25 × nginx is reachable only if
+    # the floor itself is above 1.25 × nginx. Lines only: the verdicts stay the targets'.
+    floor_lines = []
+    for b in bodies:
+        fx = (table.get((b, "floor")) or {}).get("eff_x")
+        shares = [f"{n.replace('-', ' ')} {of_floor[b][n]:.2f}"
+                  for n in POOLED + ("nginx",) if of_floor[b].get(n)]
+        if fx and shares:
+            floor_lines.append(
+                f"- {BODY[b]}: {', '.join(shares)} × the floor; the floor = {fx:.2f} × "
+                f"nginx, so the 1.25 × nginx target = {1.25 / fx:.2f} × the floor")
+    if floor_lines:
+        L += ["Requests per CPU-second against the floor, the byte relay (median of "
+              "per-round ratios; it is the most any proxy could reach here):", ""]
+        L += floor_lines + [""]
     if c1 and "nginx" in added:
         for p in POOLED:
             if p in added and added[p][0] is not None:

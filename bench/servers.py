@@ -223,8 +223,12 @@ def start_pooled(base, pooled_bin, origin_port, access_log=False):
     return Server(name, [pooled_bin, "--config", conf], d, [port, side], "forward").wait_ready()
 
 
+FLOOR_BIN = "floor_relay"  # peers/floor_relay.c, compiled by bench/run into the run's dir
+
+
 def start_peer(base, name, origin_port):
-    """nginx (reverse), haproxy (reverse), squid (forward), tinyproxy (forward)."""
+    """nginx (reverse), haproxy (reverse), squid (forward), tinyproxy (forward), and the
+    floor: a byte relay (reverse, no HTTP), the binary bench/run builds at base/floor_relay."""
     d = _dir(base, name, 0o777)
     port = free_port()
     vals = dict(port=port, origin_port=origin_port, dir=d)
@@ -241,6 +245,11 @@ def start_peer(base, name, origin_port):
     elif name == "tinyproxy":
         conf = render("tinyproxy.conf", os.path.join(d, "tinyproxy.conf"), **vals)
         cmd, kind, tmp = ["tinyproxy", "-d", "-c", conf], "forward", None
+    elif name == "floor":
+        exe = os.path.join(base, FLOOR_BIN)
+        if not os.access(exe, os.X_OK):
+            raise RuntimeError(f"floor: no {exe}: bench/run compiles peers/floor_relay.c there")
+        cmd, kind, tmp = [exe, str(port), str(origin_port)], "reverse", None
     else:
         raise ValueError(name)
     return Server(name, cmd, d, [port], kind, tmp).wait_ready()

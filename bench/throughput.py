@@ -7,12 +7,14 @@
 
 wrk -t1 -c50 against the origin nginx directly and through each proxy, for each body size;
 then wrk -t1 -c1 (100 B) for the latency a proxy adds (each proxy right after a run of
-the origin direct: the difference of the two is its added latency). One origin and one instance of each
-proxy serve the whole section; each round runs every configuration once, in an order
-rotated per round (the machine is shared and noisy: medians over rounds, ratios to nginx
-from the same rounds). Per run: req/s, p50/p99, connections the origin accepted during
-it (stub_status), the proxy's CPU seconds (its whole process tree, /proc/PID/stat).
-Appends one JSON line per run to --raw.
+the origin direct: the difference of the two is its added latency). Both include the
+"floor" (peers/floor_relay.c, built by bench/run into --work): a byte relay with no HTTP
+work, the least CPU per request and latency any connection-pooling proxy could reach here.
+One origin and one instance of each proxy serve the whole section; each round runs every
+configuration once, in an order rotated per round (the machine is shared and noisy:
+medians over rounds, ratios to nginx from the same rounds). Per run: req/s, p50/p99,
+connections the origin accepted during it (stub_status), the proxy's CPU seconds (its
+whole process tree, /proc/PID/stat). Appends one JSON line per run to --raw.
 """
 import argparse
 import json
@@ -125,7 +127,7 @@ def main():
                                                 access_log=True)
             started.append(pooled_log)
         peers = []
-        for name in ("nginx", "haproxy", "squid", "tinyproxy"):
+        for name in ("nginx", "haproxy", "squid", "tinyproxy", "floor"):
             peers.append(servers.start_peer(a.work, name, origin.port))
             started.append(peers[-1])
         cfgs = targets(origin, pooled, pooled_log, peers)
