@@ -36,13 +36,16 @@ TEST_CASE("a route's tls settings are read", "[config][tls]") {
                           "  - name: api\n"
                           "    upstream: https://api.internal\n"
                           "    tls: {ca_file: " + f + ", client_cert: " + f + ", client_key: " + f +
-                          ", server_name: API.Internal, insecure_skip_verify: true}\n");
+                          ", server_name: API.Internal, insecure_skip_verify: true, false_start: false}\n");
     const auto& t = c.routes[0].tls;
     CHECK(t.ca_file == f);
     CHECK(t.client_cert == f);
     CHECK(t.client_key == f);
     CHECK(t.server_name == "api.internal");
     CHECK(t.insecure_skip_verify);
+    CHECK_FALSE(t.false_start);
+    CHECK(load("routes:\n  - name: api\n    upstream: https://api.internal\n")
+              .routes[0].tls.false_start); // on unless turned off
 }
 
 TEST_CASE("tls_origination rules: hosts, a port map that replaces {80: 443}", "[config][tls]") {

@@ -29,10 +29,13 @@ TEST_CASE("different trust or client certificates give different profile ids", "
     c.insecure_skip_verify = true;
     UpstreamTlsConfig d = a;
     d.server_name = "x.internal";
+    UpstreamTlsConfig e = a;
+    e.false_start = false;
     CHECK(tlsProfileId(a) == "ca=/a.pem");
     CHECK(tlsProfileId(a) != tlsProfileId(b));
     CHECK(tlsProfileId(a) != tlsProfileId(c));
     CHECK(tlsProfileId(a) != tlsProfileId(d));
+    CHECK(tlsProfileId(a) != tlsProfileId(e));
     CHECK(tlsProfileId(a) == tlsProfileId(UpstreamTlsConfig(a)));
 }
 
