@@ -48,18 +48,23 @@ LineWriter::~LineWriter() {
 void LineWriter::write(std::string_view lines) {
     std::unique_lock lock(mutex_);
     written_.wait(lock, [&] { return pending_.size() < kMaxBuffered; });
-    const bool was_empty = pending_.empty();
+    const size_t before = pending_.size();
     pending_.append(lines);
     ++appended_;
     lock.unlock();
-    if (was_empty)
-        wake_.notify_one(); // otherwise the writer is busy and will find it on its next turn
+    // The first line wakes the writer; later ones it finds when its linger ends, unless
+    // they make the batch big enough to go now.
+    if (before == 0 || (before < kLingerBytes && before + lines.size() >= kLingerBytes))
+        wake_.notify_one();
 }
 
 void LineWriter::flush() {
     std::unique_lock lock(mutex_);
     const uint64_t target = appended_;
+    ++flushing_;
+    wake_.notify_one();
     written_.wait(lock, [&] { return done_ >= target; });
+    --flushing_;
 }
 
 void LineWriter::run() {
@@ -69,6 +74,9 @@ void LineWriter::run() {
         wake_.wait(lock, [&] { return !pending_.empty() || stopping_; });
         if (pending_.empty())
             return; // stopping with nothing left
+        wake_.wait_for(lock, kLinger, [&] {
+            return stopping_ || flushing_ > 0 || pending_.size() >= kLingerBytes;
+        });
         batch.swap(pending_);
         const uint64_t through = appended_;
         lock.unlock();
