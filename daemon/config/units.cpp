@@ -2,8 +2,7 @@
 // listen addresses. Each throws std::invalid_argument with a message fit to show a user; the
 // loader adds the file, key, line and column.
 #include "config/config_loader.h"
-
-#include <arpa/inet.h>
+#include "net/ip_literal.h"
 
 #include <algorithm>
 #include <cctype>
@@ -53,13 +52,13 @@ uint16_t parsePort(std::string_view text, bool allowZero, const std::string& wha
 }
 
 bool isIPv4(const std::string& s) {
-    in_addr addr{};
-    return inet_pton(AF_INET, s.c_str(), &addr) == 1;
+    auto ip = parseIpLiteral(s);
+    return ip && ip->size == 4;
 }
 
 bool isIPv6(const std::string& s) {
-    in6_addr addr{};
-    return inet_pton(AF_INET6, s.c_str(), &addr) == 1;
+    auto ip = parseIpLiteral(s);
+    return ip && ip->size == 16 && s.front() != '['; // brackets belong to the URL, not the address
 }
 
 // A DNS name or IPv4 literal as it may appear in a URL authority. Underscores are tolerated
