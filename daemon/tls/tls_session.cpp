@@ -206,8 +206,10 @@ TlsSession::Step TlsSession::handshake() {
     // while the handshake does, and the False Start point is between two steps.
     while (ssl_.state != MBEDTLS_SSL_HANDSHAKE_OVER) {
         int rc = mbedtls_ssl_handshake_step(&ssl_);
-        if (ssl_.handshake && ssl_.handshake->resume)
-            resumed_ = true;
+        // Set when we offer a saved session, cleared when the ServerHello refuses it;
+        // the handshake state (and the flag) is freed at the end.
+        if (ssl_.handshake)
+            resumed_ = ssl_.handshake->resume != 0;
         if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE) {
             if (!false_started_ && mayFalseStart())
                 false_started_ = true;

@@ -33,11 +33,16 @@ class HoldingTlsOrigin:
     connection. `seen_before_finished` lists, per connection, the plaintext that arrived
     while the Finished was held. finish=False: close instead of ever sending it."""
 
-    def __init__(self, pki, ciphers, hold, finish=True):
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-        self.ctx.set_ciphers(ciphers)
-        self.ctx.load_cert_chain(pki["server_cert"], pki["server_key"])
+    def __init__(self, pki, ciphers, hold, finish=True, forget_sessions=False):
+        def context():
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+            ctx.set_ciphers(ciphers)
+            ctx.load_cert_chain(pki["server_cert"], pki["server_key"])
+            return ctx
+        # forget_sessions: a context (ticket keys, session cache) per connection, like an
+        # origin restarted between two connections: an offered session is refused.
+        self.context = context if forget_sessions else (lambda ctx=context(): ctx)
         self.hold, self.finish = hold, finish
         self.seen_before_finished = []
         self.sock = socket.socket()
@@ -65,7 +70,7 @@ class HoldingTlsOrigin:
     def _handle(self, conn):
         conn.settimeout(10)
         incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        tls = self.ctx.wrap_bio(incoming, outgoing, server_side=True)
+        tls = self.context().wrap_bio(incoming, outgoing, server_side=True)
         while True:
             try:
                 tls.do_handshake()
@@ -113,8 +118,8 @@ class HoldingTlsOrigin:
 def holding_origin(pki):
     started = []
 
-    def start(ciphers=AEAD_SUITE, hold=5.0, finish=True):
-        o = HoldingTlsOrigin(pki, ciphers, hold, finish)
+    def start(ciphers=AEAD_SUITE, hold=5.0, finish=True, forget_sessions=False):
+        o = HoldingTlsOrigin(pki, ciphers, hold, finish, forget_sessions)
         started.append(o)
         return o
 
@@ -176,3 +181,17 @@ def test_an_origin_that_never_sends_its_finished_gives_a_502(pki, holding_origin
     assert proxy_status_error(r) == "tls_protocol_error", r.headers_all("proxy-status")
     assert "during the TLS handshake" in r.header("proxy-status"), r.header("proxy-status")
     assert o.seen_before_finished[0].startswith(b"GET /unfinished ")
+
+
+def test_a_refused_session_is_a_full_handshake_again_and_logged_as_one(pki, holding_origin, pooled):
+    # The origin answers with Connection: close, so each request opens a connection, and
+    # the second offers the first one's session, which this origin no longer knows.
+    o = holding_origin(AEAD_SUITE, forget_sessions=True)
+    p = sidecar_to(pooled, pki, o)
+    for path in ("/one", "/two"):
+        r = get(p, path)
+        assert r.status == 200 and r.body == b"ok"
+    log = p.wait_access_log(2)
+    assert [r["tls_resumed"] for r in log] == [False, False]
+    # A full handshake again, so False Started again.
+    assert [seen.split(b" ")[1] for seen in o.seen_before_finished] == [b"/one", b"/two"]
