@@ -144,7 +144,7 @@ uint64_t LabeledCounter::get(std::string_view label) const {
 
 Metrics::Metrics()
     : request_duration(requestBounds()), pool_wait(setupBounds()),
-      upstream_connect(setupBounds()) {}
+      upstream_connect(setupBounds()), upstream_tls(setupBounds()) {}
 
 void Metrics::onRequest(const RequestRecord& record, int64_t total_us) {
     const int status_class = record.status >= 100 && record.status < 600 ? record.status / 100 : 0;
@@ -161,6 +161,11 @@ void Metrics::onRequest(const RequestRecord& record, int64_t total_us) {
         pool_wait.observe(static_cast<double>(record.pool_wait_us) / 1e6);
     if (record.connect_us >= 0)
         upstream_connect.observe(static_cast<double>(record.connect_us) / 1e6);
+    // A new https connection's first request carries its handshake (a reused one has 0).
+    if (!record.reused && record.tls_us >= 0) {
+        upstream_tls.observe(static_cast<double>(record.tls_us) / 1e6);
+        ++(record.tls_resumed ? tls_resumed : tls_full);
+    }
 }
 
 std::string Metrics::render(const LiveGauges& live, size_t top_hosts) const {
@@ -194,6 +199,13 @@ std::string Metrics::render(const LiveGauges& live, size_t top_hosts) const {
                 "Request ready to upstream connection assigned (queue and connect).", pool_wait);
     w.histogram("pooled_upstream_connect_seconds", "TCP connect time of new upstream connections.",
                 upstream_connect);
+    w.histogram("pooled_upstream_tls_handshake_seconds",
+                "TLS handshake of new upstream connections, until the request could go.",
+                upstream_tls);
+    w.family("pooled_upstream_tls_handshakes_total", "counter",
+             "TLS handshakes of new upstream connections: full, or resumed from a saved session.");
+    w.sample("pooled_upstream_tls_handshakes_total", label("kind", "full"), tls_full);
+    w.sample("pooled_upstream_tls_handshakes_total", label("kind", "resumed"), tls_resumed);
 
     w.family("pooled_denied_total", "counter",
              "Clients and requests turned away by access rules and limits, by reason.");

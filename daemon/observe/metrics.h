@@ -89,6 +89,8 @@ struct Metrics {
     LabeledCounter denials{16};
     uint64_t upstream_created = 0;
     uint64_t upstream_reused = 0;
+    uint64_t tls_full = 0;    // upstream TLS handshakes that exchanged certificates
+    uint64_t tls_resumed = 0; // ... and those that resumed a saved session
     uint64_t bytes_in = 0;
     uint64_t bytes_out = 0;
     uint64_t reloads_ok = 0;
@@ -96,6 +98,7 @@ struct Metrics {
     Histogram request_duration;
     Histogram pool_wait;
     Histogram upstream_connect;
+    Histogram upstream_tls;
 };
 
 // Label value escaping of the text format: backslash, double quote and newline.

@@ -69,7 +69,8 @@ def test_100_naive_requests_use_two_tls_connections_and_one_full_handshake(pki, 
     # The origin closes each connection after 50 requests: the second connection must
     # resume the first one's session instead of paying a full handshake again.
     o = tls_origin("server", "--max-requests-per-conn", "50")
-    p = pooled(route_config("https://localhost:%d" % o.port, {"ca_file": pki["ca"]}))
+    p = pooled(route_config("https://localhost:%d" % o.port, {"ca_file": pki["ca"]},
+                            **kit.with_admin()))
     url = "http://127.0.0.1:%d/bytes/64" % p.ports[1]
     for _ in range(100):
         r = requests.get(url, timeout=10)  # a new client connection every time
@@ -85,6 +86,11 @@ def test_100_naive_requests_use_two_tls_connections_and_one_full_handshake(pki, 
     assert [r["tls_resumed"] for r in fresh] == [False, True]
     assert all(r["tls_ms"] == 0 and not r["tls_resumed"] for r in log if r["reused"])
     assert all(r["scheme"] == "https" and r["status"] == 200 for r in log)
+    # What an operator sees without reading the log: one full handshake, one resumed.
+    text = kit.admin_get(kit.admin_port(p), "/metrics").text
+    assert kit.metric(text, "pooled_upstream_tls_handshakes_total", 'kind="full"') == 1
+    assert kit.metric(text, "pooled_upstream_tls_handshakes_total", 'kind="resumed"') == 1
+    assert kit.metric(text, "pooled_upstream_tls_handshake_seconds_count") == 2
     print("TLS handshake: full %.3f ms, resumed %.3f ms; origin: %s"
           % (fresh[0]["tls_ms"], fresh[1]["tls_ms"], stats))
 

@@ -33,6 +33,32 @@ TEST_CASE("a finished request counts its status class, bytes and durations") {
     REQUIRE(m.upstream_reused == 0);
 }
 
+TEST_CASE("a new https connection's first request counts its handshake, full or resumed") {
+    Metrics m;
+    RequestRecord full;
+    full.status = 200;
+    full.tls_us = 40'000;
+    RequestRecord resumed = full;
+    resumed.tls_us = 20'000;
+    resumed.tls_resumed = true;
+    RequestRecord reused = full; // an https connection's later request: no handshake
+    reused.reused = true;
+    reused.tls_us = 0;
+    RequestRecord plain;         // http: no TLS at all
+    plain.status = 200;
+    for (const auto* r : {&full, &resumed, &reused, &plain})
+        m.onRequest(*r, 100);
+    CHECK(m.tls_full == 1);
+    CHECK(m.tls_resumed == 1);
+    CHECK(m.upstream_tls.count() == 2);
+    CHECK(m.upstream_tls.sum() == Approx(0.06));
+    const std::string text = m.render({});
+    CHECK(text.find("pooled_upstream_tls_handshakes_total{kind=\"full\"} 1\n") != std::string::npos);
+    CHECK(text.find("pooled_upstream_tls_handshakes_total{kind=\"resumed\"} 1\n") !=
+          std::string::npos);
+    CHECK(text.find("pooled_upstream_tls_handshake_seconds_count 2\n") != std::string::npos);
+}
+
 TEST_CASE("a request on a reused connection counts a reuse and no connect time") {
     Metrics m;
     RequestRecord r;
