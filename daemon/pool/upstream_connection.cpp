@@ -6,6 +6,7 @@
 #include "core/write_request.h"
 #include "dns/resolver.h"
 #include "proxy/access_control.h"
+#include "tls/handshake_job.h"
 #include "tls/tls_context.h"
 
 #include <spdlog/spdlog.h>
@@ -67,6 +68,8 @@ UpstreamConnection::UpstreamConnection(Worker& worker, PoolKey key, uint64_t id)
 
 UpstreamConnection::~UpstreamConnection() {
     alive_.reset();
+    if (tls_job_)
+        tls_job_->cancel();
     if (resolve_id_ != 0)
         worker_.resolver().cancel(resolve_id_);
 }
@@ -267,15 +270,25 @@ void UpstreamConnection::onRead(uv_stream_t* stream, ssize_t nread, const uv_buf
         self->onData(buf->base, static_cast<size_t>(nread));
         if (self->events_)
             self->events_->onUpstreamReadEnd(*self);
-    } else if (nread == UV_EOF)
-        self->onEof();
-    else if (nread < 0 && self->inHandshake())
-        self->fail(self->tls_session_->handshakeAborted(
-            std::string("reset the connection (") + uv_strerror(static_cast<int>(nread)) + ")"));
-    else if (nread < 0)
-        self->fail({502, self->response_started_ ? "http_response_incomplete"
-                                                 : "connection_terminated",
-                    uv_strerror(static_cast<int>(nread))});
+    } else if (nread < 0 && self->tls_job_) {
+        // The session is on the thread pool: the end is handled after it, like bytes.
+        self->tls_input_end_ = static_cast<int>(nread);
+        uv_read_stop(stream);
+        self->reading_ = false;
+    } else if (nread < 0) {
+        self->onReadEnd(static_cast<int>(nread));
+    }
+}
+
+void UpstreamConnection::onReadEnd(int status) {
+    if (status == UV_EOF)
+        onEof();
+    else if (inHandshake())
+        fail(tls_session_->handshakeAborted(std::string("reset the connection (") +
+                                            uv_strerror(status) + ")"));
+    else
+        fail({502, response_started_ ? "http_response_incomplete" : "connection_terminated",
+              uv_strerror(status)});
 }
 
 void UpstreamConnection::onData(const char* data, size_t length) {
@@ -283,13 +296,18 @@ void UpstreamConnection::onData(const char* data, size_t length) {
         onPlainData(data, length);
         return;
     }
+    if (tls_job_) { // the session is on the thread pool: see onHandshakeJobDone
+        tls_backlog_.append(data, length);
+        return;
+    }
     tls_session_->lend(data, length);
     if (state_ == State::Handshaking)
         continueHandshake();
     if (state_ != State::Closed && state_ != State::Handshaking)
         drainTls();
-    // Whatever was not decrypted (reading paused, half a record) waits in the session.
-    if (state_ != State::Closed)
+    // Whatever was not decrypted (reading paused, half a record) waits in the session;
+    // a job started by continueHandshake kept it already, and owns the session now.
+    if (state_ != State::Closed && !tls_job_)
         tls_session_->release();
 }
 
@@ -606,6 +624,10 @@ void UpstreamConnection::close(std::function<void()> on_closed) {
     if (resolve_id_ != 0) {
         worker_.resolver().cancel(resolve_id_);
         resolve_id_ = 0;
+    }
+    if (tls_job_) {
+        tls_job_->cancel(); // the session is freed when the job is over
+        tls_job_ = nullptr;
     }
     closer_.add(reinterpret_cast<uv_handle_t*>(&timer_));
     if (tcp_open_ && tls_session_)

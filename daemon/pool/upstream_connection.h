@@ -21,6 +21,7 @@
 
 namespace pooled {
 
+class HandshakeJob;
 class Worker;
 
 class UpstreamConnection : public Closable,
@@ -103,9 +104,13 @@ private:
     void startReading();
     void onData(const char* data, size_t length);
     void onPlainData(const char* data, size_t length);
-    // TLS: start / continue the handshake, then pull plaintext while not paused.
+    // TLS: start / continue the handshake, then pull plaintext while not paused. The
+    // costly steps run on the thread pool (tls/handshake_job.h); meanwhile input waits
+    // in tls_backlog_ and the end of the stream in tls_input_end_.
     void startHandshake();
     void continueHandshake();
+    void onHandshakeJobDone(int rc);
+    void handshakeStepped(int rc);
     // Still before the origin's Finished: connecting, or a False Started request out.
     bool inHandshake() const {
         return state_ == State::Handshaking ||
@@ -115,6 +120,7 @@ private:
     int sendCiphertext(const char* data, size_t length) override;
     int writePlain(std::initializer_list<std::string_view> parts);
     void onEof();
+    void onReadEnd(int status);
     void armTimer(int64_t ms);
     void disarmTimer();
 
@@ -162,7 +168,11 @@ private:
     int64_t connect_us_ = -1;
     int64_t tls_us_ = -1;
     bool tls_resumed_ = false;
-    std::unique_ptr<TlsSession> tls_session_;
+    // Shared with a running HandshakeJob: it outlives us if we go first.
+    std::shared_ptr<TlsSession> tls_session_;
+    HandshakeJob* tls_job_ = nullptr;
+    std::string tls_backlog_; // ciphertext read while the job owns the session
+    int tls_input_end_ = 0;   // EOF or a read error met meanwhile
     bool tls_drain_scheduled_ = false;
     std::string tls_scratch_; // small parts joined into one record
     // Deferred work checks this: the connection may be freed before it runs.

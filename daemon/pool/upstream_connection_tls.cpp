@@ -5,6 +5,7 @@
 
 #include "core/clock.h"
 #include "core/worker.h"
+#include "tls/handshake_job.h"
 #include "tls/tls_context.h"
 
 namespace pooled {
@@ -13,7 +14,7 @@ void UpstreamConnection::startHandshake() {
     state_ = State::Handshaking;
     phase_start_us_ = monotonicUs();
     TlsSession::Transport& transport = *this;
-    tls_session_ = std::make_unique<TlsSession>(worker_.tls(), key_, transport);
+    tls_session_ = std::make_shared<TlsSession>(worker_.tls(), key_, transport);
     // The connect timeout covers the handshake too: an origin that accepts and then
     // says nothing must not hold a request for ever.
     armTimer(worker_.config().timeouts.connect.count());
@@ -23,7 +24,48 @@ void UpstreamConnection::startHandshake() {
 }
 
 void UpstreamConnection::continueHandshake() {
-    switch (tls_session_->handshake()) {
+    // New input is lent to the session: the cheap steps run here, the costly ones (a
+    // full handshake's certificate checks and key exchange) on the thread pool.
+    int rc = tls_session_->runSteps(true);
+    if (rc != TlsSession::kPoolNext) {
+        handshakeStepped(rc);
+        return;
+    }
+    // The loop's read buffer is reused by the next read: nothing may point into it.
+    tls_session_->release();
+    tls_job_ = HandshakeJob::start(worker_.loop(), worker_.tls().handshakeQueue(), tls_session_,
+                                   [this](int job_rc) {
+                                       tls_job_ = nullptr;
+                                       onHandshakeJobDone(job_rc);
+                                   });
+}
+
+void UpstreamConnection::onHandshakeJobDone(int rc) {
+    if (state_ != State::Handshaking)
+        return; // failed meanwhile (the handshake timeout): nothing more to send or read
+    tls_session_->flushDeferredSends();
+    // What arrived meanwhile goes in before the end of the stream is looked at: an
+    // alert in it is a better error than "closed the connection".
+    std::string backlog = std::move(tls_backlog_);
+    tls_backlog_.clear();
+    tls_session_->lend(backlog.data(), backlog.size());
+    handshakeStepped(rc);
+    // Another round only for new bytes: half a record left must not spin.
+    if (state_ == State::Handshaking && !backlog.empty())
+        continueHandshake();
+    else if (state_ != State::Closed && state_ != State::Handshaking)
+        drainTls();
+    if (!tls_job_) // else a new job owns the session, and continueHandshake released it
+        tls_session_->release(); // `backlog` goes now
+    if (!tls_job_ && tls_input_end_ != 0 && state_ != State::Closed) {
+        int status = tls_input_end_;
+        tls_input_end_ = 0;
+        onReadEnd(status);
+    }
+}
+
+void UpstreamConnection::handshakeStepped(int rc) {
+    switch (tls_session_->finishSteps(rc)) {
     case TlsSession::Step::WantRead:
         return;
     case TlsSession::Step::Failed:

@@ -7,6 +7,7 @@
 
 #include "config/config.h"
 #include "pool/pool_key.h"
+#include "tls/handshake_job.h"
 
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
@@ -63,6 +64,9 @@ public:
     char* plainBuffer() { return plain_.data(); }
     size_t plainBufferSize() const { return plain_.size(); }
 
+    // Handshakes' costly steps run on the thread pool one at a time: see HandshakeQueue.
+    HandshakeQueue& handshakeQueue() { return handshake_queue_; }
+
 private:
     struct SessionSlot {
         SessionSlot();
@@ -81,6 +85,7 @@ private:
     std::unordered_map<std::string, std::unique_ptr<TlsProfile>> profiles_;
     std::unordered_map<PoolKey, std::unique_ptr<SessionSlot>, PoolKeyHash> sessions_;
     std::vector<char> plain_;
+    HandshakeQueue handshake_queue_;
     const char* alpn_[2] = {"http/1.1", nullptr}; // outlives every profile's conf
 };
 

@@ -150,6 +150,10 @@ int TlsSession::bioSend(void* ctx, const unsigned char* data, size_t length) {
     auto* self = static_cast<TlsSession*>(ctx);
     if (self->send_error_ != 0) // see below: mid-handshake, keep going to read the alert
         return self->established_ ? MBEDTLS_ERR_NET_SEND_FAILED : static_cast<int>(length);
+    if (self->defer_sends_) { // on a pool thread: see deferSends()
+        self->outbox_.append(reinterpret_cast<const char*>(data), length);
+        return static_cast<int>(length);
+    }
     int rc = self->transport_.sendCiphertext(reinterpret_cast<const char*>(data), length);
     if (rc != 0) {
         self->send_error_ = rc;
@@ -198,31 +202,77 @@ int TlsSession::verifyIpSan(void* ctx, mbedtls_x509_crt* crt, int depth, uint32_
 }
 
 TlsSession::Step TlsSession::handshake() {
-    if (!setup_ok_)
-        return Step::Failed;
-    if (established_)
-        return Step::Done;
+    // On the loop, so never the costly steps (another session's may be running on the
+    // pool under the TlsContext's lock): read() comes here only after False Start, past
+    // them. Should it not, the handshake stalls (WantRead) rather than race.
+    return finishSteps(runSteps(true));
+}
+
+int TlsSession::runSteps(bool cheap_only) {
+    if (!setup_ok_ || established_)
+        return 0;
     // Step by step rather than mbedtls_ssl_handshake(): the resume flag lives only
     // while the handshake does, and the False Start point is between two steps.
     while (ssl_.state != MBEDTLS_SSL_HANDSHAKE_OVER) {
+        if (cheap_only && nextStepIsCostly())
+            return kPoolNext;
         int rc = mbedtls_ssl_handshake_step(&ssl_);
         // Set when we offer a saved session, cleared when the ServerHello refuses it;
         // the handshake state (and the flag) is freed at the end.
         if (ssl_.handshake)
             resumed_ = ssl_.handshake->resume != 0;
-        if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE) {
-            if (!false_started_ && mayFalseStart())
-                false_started_ = true;
-            return false_started_ ? Step::Done : Step::WantRead;
-        }
-        if (rc != 0) {
-            failHandshake(rc);
-            return Step::Failed;
-        }
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+TlsSession::Step TlsSession::finishSteps(int rc) {
+    if (!setup_ok_)
+        return Step::Failed;
+    if (established_)
+        return Step::Done;
+    if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE || rc == kPoolNext) {
+        if (!false_started_ && mayFalseStart())
+            false_started_ = true;
+        return false_started_ ? Step::Done : Step::WantRead;
+    }
+    if (rc != 0) {
+        failHandshake(rc);
+        return Step::Failed;
     }
     established_ = true;
     context_.saveSession(key_, ssl_);
     return Step::Done;
+}
+
+bool TlsSession::nextStepIsCostly() const {
+    // mbedTLS 2.28's client (ssl_cli.c), full handshake: from the origin's Certificate
+    // to our Finished come the chain's and the ServerKeyExchange's signature checks, the
+    // ECDHE key pair and shared secret, and for mTLS our CertificateVerify signature:
+    // milliseconds, and the only steps that use the keys of the CA certificates and
+    // client key every session of the worker shares (mbedTLS caches a comb table in
+    // their ECP group on first use: not thread safe). Before them (ClientHello: DRBG
+    // bytes, which lock themselves; ServerHello: parsing) and after them or in a resumed
+    // handshake (ChangeCipherSpec, Finished, NewSessionTicket: PRF and hashes) nothing
+    // touches a certificate's key, so those run on the loop, even while another
+    // session's costly steps run on the pool.
+    if (!ssl_.handshake || ssl_.handshake->resume)
+        return false;
+    return ssl_.state >= MBEDTLS_SSL_SERVER_CERTIFICATE &&
+           ssl_.state <= MBEDTLS_SSL_CLIENT_FINISHED;
+}
+
+void TlsSession::flushDeferredSends() {
+    defer_sends_ = false;
+    if (outbox_.empty())
+        return;
+    std::string out = std::move(outbox_);
+    outbox_.clear();
+    if (send_error_ != 0)
+        return;
+    // Mid-handshake, as in bioSend: a failed write is remembered, the alert read next.
+    send_error_ = transport_.sendCiphertext(out.data(), out.size());
 }
 
 bool TlsSession::mayFalseStart() const {

@@ -43,10 +43,24 @@ public:
     void lend(const char* data, size_t length);
     void release();
 
-    // Starts or continues the handshake. Done: application data may be written, which
-    // with False Start (RFC 7918) is before the origin's Finished arrived; read()
-    // completes the handshake then. On Failed, error() says why.
+    // Continues the handshake on the loop, cheap steps only (see runSteps). Done:
+    // application data may be written, which with False Start (RFC 7918) is before the
+    // origin's Finished arrived; read() completes the handshake then. On Failed,
+    // error() says why.
     Step handshake();
+    // handshake() in two halves, so that the costly steps can run on libuv's thread
+    // pool (pool/handshake_job.h): runSteps() calls only mbedTLS on this session and
+    // touches no TlsContext (nor the transport while sends are deferred); finishSteps()
+    // takes its result on the loop (False Start decision, session cache, errors).
+    // With cheap_only, runSteps stops before a step that needs the pool: kPoolNext.
+    static constexpr int kPoolNext = 1;
+    int runSteps(bool cheap_only);
+    Step finishSteps(int rc);
+    // From now until flushDeferredSends() ciphertext collects here instead of going to
+    // the transport, which belongs to the loop thread.
+    void deferSends() { defer_sends_ = true; }
+    // On the loop: what collected goes out in one write.
+    void flushDeferredSends();
     // The whole handshake is over, the origin's Finished verified.
     bool established() const { return established_; }
     // Done came at the False Start point: the request went out one round trip earlier.
@@ -75,6 +89,7 @@ private:
     static int verifyIpSan(void* self, mbedtls_x509_crt* crt, int depth, uint32_t* flags);
     void failHandshake(int rc);
     bool mayFalseStart() const;
+    bool nextStepIsCostly() const;
     int writeEarly(std::string_view data);
     long endOfInput(int rc);
     std::string clientCertificateHint() const;
@@ -95,6 +110,8 @@ private:
     int send_error_ = 0;
     int pending_end_ = 0; // close_notify or an error met after plaintext not yet handed over
     ProxyError error_;
+    bool defer_sends_ = false;
+    std::string outbox_;
 
     // Input: a lent slice of the current read, then what earlier reads left over.
     std::string stash_;
