@@ -7,48 +7,51 @@
 
 namespace pooled {
 
-HandshakeQueue::~HandshakeQueue() {
-    for (HandshakeJob* job : waiting)
-        delete job;
-}
+HandshakeQueue::HandshakeQueue() = default;
+HandshakeQueue::~HandshakeQueue() = default;
 
 HandshakeJob* HandshakeJob::start(uv_loop_t* loop, HandshakeQueue& queue,
                                   std::shared_ptr<TlsSession> session,
                                   std::function<void(int)> done) {
-    auto* job = new HandshakeJob;
+    auto job = std::make_unique<HandshakeJob>();
     job->loop_ = loop;
     job->queue_ = &queue;
     job->session_ = std::move(session);
     job->done_ = std::move(done);
-    job->req_.data = job;
+    job->req_.data = job.get();
     job->session_->deferSends();
+    HandshakeJob* handle = job.get();
     if (queue.running) {
-        queue.waiting.push_back(job); // owned by the queue until it runs
-        return job;
+        queue.waiting.push_back(std::move(job)); // owned by the queue until it runs
+        return handle;
     }
-    return job->submit() ? job : nullptr;
+    return submit(std::move(job)) ? handle : nullptr;
 }
 
 // Owned by the queued request until afterWork; false if it could not be queued and
 // has run here (done included) already.
-bool HandshakeJob::submit() {
-    queue_->running = true;
-    if (uv_queue_work(loop_, &req_, &HandshakeJob::work, &HandshakeJob::afterWork) == 0)
+bool HandshakeJob::submit(std::unique_ptr<HandshakeJob> job) {
+    job->queue_->running = true;
+    if (uv_queue_work(job->loop_, &job->req_, &HandshakeJob::work, &HandshakeJob::afterWork) ==
+        0) {
+        job.release(); // afterWork takes it back
         return true;
+    }
     // Cannot happen with a valid loop and callbacks; run it here rather than hang.
-    work(&req_);
-    afterWork(&req_, 0);
+    uv_work_t* req = &job->req_;
+    work(req);
+    job.release();
+    afterWork(req, 0);
     return false;
 }
 
 void HandshakeJob::runNext(HandshakeQueue& queue) {
     while (!queue.running && !queue.waiting.empty()) {
-        HandshakeJob* next = queue.waiting.front();
+        std::unique_ptr<HandshakeJob> next = std::move(queue.waiting.front());
         queue.waiting.pop_front();
         if (next->done_)
-            next->submit();
-        else
-            delete next; // cancelled before its turn: nothing to compute
+            submit(std::move(next));
+        // else cancelled before its turn: nothing to compute, freed here
     }
 }
 

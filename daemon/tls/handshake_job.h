@@ -23,14 +23,14 @@ class TlsSession;
 // wait here, on the loop, rather than in pool threads blocked on the lock: those
 // threads also check proxy credentials (proxy/auth_check.h).
 struct HandshakeQueue {
-    HandshakeQueue() = default;
+    HandshakeQueue();
     ~HandshakeQueue(); // frees jobs still waiting (none once the loop has run dry)
     HandshakeQueue(const HandshakeQueue&) = delete;
     HandshakeQueue& operator=(const HandshakeQueue&) = delete;
 
     std::mutex crypto_lock; // held by the running job; the queue already makes it one
     bool running = false;
-    std::deque<HandshakeJob*> waiting;
+    std::deque<std::unique_ptr<HandshakeJob>> waiting;
 };
 
 class HandshakeJob {
@@ -46,7 +46,7 @@ public:
     void cancel() { done_ = nullptr; }
 
 private:
-    bool submit();
+    static bool submit(std::unique_ptr<HandshakeJob> job);
     static void runNext(HandshakeQueue& queue);
     static void work(uv_work_t* req);
     static void afterWork(uv_work_t* req, int status);
