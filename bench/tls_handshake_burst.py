@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Loop stall from a burst of new TLS connections: while N requests at once each open a
 fresh https connection (full handshake: the origin forgets sessions and closes after each
 answer), one client keeps sending plain requests over a warm keep-alive connection and
