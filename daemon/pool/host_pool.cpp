@@ -214,7 +214,14 @@ void HostPool::onUpstreamConnected(UpstreamConnection& connection) {
         giveTo(*waiters_.front(), connection);
         return;
     }
-    // Nobody waits any more (a client went away): keep it warm for the next one.
+    // Nobody waits any more (a client went away, or the queue drained while it
+    // connected): keep it warm for the next one, within max_idle_per_host like a
+    // released one (after a burst, idle connections over the cap lingered until their
+    // idle timeout).
+    if (idle_.size() >= worker_.config().pool.max_idle_per_host) {
+        discard(connection, "max_idle");
+        return;
+    }
     connection.setReleasedTick(0);
     connection.enterIdle(effectiveIdleTimeoutMs());
     idle_.push_back(&connection);

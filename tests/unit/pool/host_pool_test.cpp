@@ -510,6 +510,24 @@ TEST_CASE("cancel() removes a queued waiter, and its connection goes idle", "[po
     REQUIRE(h.finish());
 }
 
+TEST_CASE("connections that finish connecting after their waiters left keep to max_idle_per_host",
+          "[pool]") {
+    // After a burst the queue can drain while connects are still in flight.
+    Config config = testConfig();
+    config.pool.max_idle_per_host = 1;
+    Harness h(config);
+    auto& a = h.waiter();
+    auto& b = h.waiter();
+    CHECK(h.checkout(a).kind == Checkout::Kind::Queued);
+    CHECK(h.checkout(b).kind == Checkout::Kind::Queued);
+    h.pools().cancel(a);
+    h.pools().cancel(b);
+    REQUIRE(h.runUntil([&] { return h.origin().accepted() == 2 && h.stats().connecting == 0; }));
+    CHECK(h.stats().idle == 1);
+    REQUIRE(h.runUntil([&] { return h.origin().peerCloses() == 1; }));
+    REQUIRE(h.finish());
+}
+
 TEST_CASE("cancel() of one waiter keeps the order of the others", "[pool]") {
     Config config = testConfig();
     config.pool.max_connections_per_host = 1;
