@@ -63,8 +63,6 @@ public:
     void flushDeferredSends();
     // The whole handshake is over, the origin's Finished verified.
     bool established() const { return established_; }
-    // Done came at the False Start point: the request went out one round trip earlier.
-    bool falseStarted() const { return false_started_; }
     // The origin accepted the offered session: no certificate exchange happened.
     bool resumed() const { return resumed_; }
 

@@ -10,7 +10,6 @@ nothing until the hold ends. No timing is asserted, only what arrived when."""
 
 import socket
 import ssl
-import threading
 import time
 
 import pytest
@@ -28,7 +27,7 @@ def pki(tmp_path_factory):
     return make_test_pki(str(tmp_path_factory.mktemp("pki")))
 
 
-class HoldingTlsOrigin:
+class HoldingTlsOrigin(kit.LoopbackServer):
     """TLS 1.2 origin on loopback that withholds its Finished for `hold` seconds per
     connection. `seen_before_finished` lists, per connection, the plaintext that arrived
     while the Finished was held. finish=False: close instead of ever sending it."""
@@ -45,29 +44,9 @@ class HoldingTlsOrigin:
         self.context = context if forget_sessions else (lambda ctx=context(): ctx)
         self.hold, self.finish = hold, finish
         self.seen_before_finished = []
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        self.start()
 
-    def close(self):
-        self.sock.close()
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                try:
-                    self._handle(conn)
-                except (OSError, ssl.SSLError):
-                    pass
-
-    def _handle(self, conn):
+    def handle(self, conn):
         conn.settimeout(10)
         incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         tls = self.context().wrap_bio(incoming, outgoing, server_side=True)

@@ -11,58 +11,28 @@ the loop, the handshake would gain no other thread CPU, and the plain request wo
 wait for the key exchange to go out. Order, not timings, is asserted (the margin is the
 length of an 8192-bit key exchange against one loopback request)."""
 
-import datetime
 import os
-import socket
 import ssl
 import subprocess
 import threading
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 
 import kit
 from kit import RawClient, request_bytes
+from tls_certs import make_test_pki
 
 DHE_SUITE = "DHE-RSA-AES128-GCM-SHA256"
 
 
-def _cert(subject_key, cn, issuer_key, issuer_name, ca):
-    now = datetime.datetime.now(datetime.timezone.utc)
-    builder = (x509.CertificateBuilder()
-               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
-               .issuer_name(issuer_name)
-               .public_key(subject_key.public_key())
-               .serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(days=1))
-               .not_valid_after(now + datetime.timedelta(days=30))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    if not ca:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
 @pytest.fixture(scope="module")
 def dhe_pki(tmp_path_factory):
-    """An ECDSA CA and an RSA leaf for localhost (DHE-RSA needs an RSA key), and the
+    """The test PKI with an RSA leaf for localhost (DHE-RSA needs an RSA key), and the
     ffdhe8192 group from openssl (named groups are instant; generating one is not)."""
     d = tmp_path_factory.mktemp("dhe")
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pooled offloop CA")])
-    ca = _cert(ca_key, "pooled offloop CA", ca_key, ca_name, ca=True)
-    leaf_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    leaf = _cert(leaf_key, "localhost", ca_key, ca_name, ca=False)
-    out = {"ca": str(d / "ca.crt"), "cert": str(d / "leaf.crt"), "key": str(d / "leaf.key"),
+    pki = make_test_pki(str(d), rsa_server=True)
+    out = {"ca": pki["ca"], "cert": pki["rsa_server_cert"], "key": pki["rsa_server_key"],
            "dh": str(d / "dh.pem")}
-    (d / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    (d / "leaf.crt").write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
-    (d / "leaf.key").write_bytes(leaf_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
     try:
         subprocess.run(["openssl", "genpkey", "-genparam", "-algorithm", "DH", "-pkeyopt",
                         "group:ffdhe8192", "-out", out["dh"]], check=True, timeout=30,
@@ -72,7 +42,7 @@ def dhe_pki(tmp_path_factory):
     return out
 
 
-class SlowKeyExchangeOrigin:
+class SlowKeyExchangeOrigin(kit.LoopbackServer):
     """TLS 1.2, DHE-RSA only. flight_out: its ServerHelloDone flight was sent;
     key_exchange_in: the client's next flight (ClientKeyExchange) arrived."""
 
@@ -84,31 +54,9 @@ class SlowKeyExchangeOrigin:
         self.ctx.load_dh_params(pki["dh"])
         self.flight_out = threading.Event()
         self.key_exchange_in = threading.Event()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
+        self.start()
 
-    def close(self):
-        self.sock.close()
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._handle_and_close, args=(conn,), daemon=True).start()
-
-    def _handle_and_close(self, conn):
-        with conn:
-            try:
-                self._handle(conn)
-            except (OSError, ssl.SSLError):
-                pass
-
-    def _handle(self, conn):
+    def handle(self, conn):
         conn.settimeout(30)
         incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         tls = self.ctx.wrap_bio(incoming, outgoing, server_side=True)

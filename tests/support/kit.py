@@ -568,6 +568,42 @@ def proxy_status_error(resp_or_headers):
 
 
 # --------------------------------------------------------------------------------------
+# A loopback server that hands each connection to handle(conn) on a thread of its own
+# --------------------------------------------------------------------------------------
+
+class LoopbackServer:
+    """Subclasses define handle(conn); the connection is closed after it, and a peer that
+    goes away mid-exchange (OSError, ssl.SSLError) ends only that connection."""
+
+    def start(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def close(self):
+        self.sock.close()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle_and_close, args=(conn,), daemon=True).start()
+
+    def _handle_and_close(self, conn):
+        import ssl  # SSLError derives from OSError; named for whoever reads this
+        with conn:
+            try:
+                self.handle(conn)
+            except (OSError, ssl.SSLError):
+                pass
+
+
+# --------------------------------------------------------------------------------------
 # A raw TCP echo server (for opaque CONNECT tunnels)
 # --------------------------------------------------------------------------------------
 

@@ -4,7 +4,8 @@ committed): a test CA, an unrelated CA, and certificates for a loopback TLS orig
     certs = make_test_pki(directory)
     certs["ca"], certs["server_cert"], certs["server_key"], ...   (file paths)
 
-Every key is ECDSA P-256: cheap to make and to handshake with.
+Every key is ECDSA P-256, cheap to make and to handshake with, except the optional
+`rsa_server` leaf (make_test_pki(directory, rsa_server=True)) for RSA-only suites.
 """
 
 import datetime
@@ -13,7 +14,7 @@ import os
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
@@ -59,8 +60,8 @@ def _ca(cn):
     return key, cert
 
 
-def _leaf(ca_key, ca_cert, cn, dns_names=(), ips=(), client=False, expired=False):
-    key = _key()
+def _leaf(ca_key, ca_cert, cn, dns_names=(), ips=(), client=False, expired=False, rsa_key=False):
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048) if rsa_key else _key()
     now = datetime.datetime.now(datetime.timezone.utc)
     if expired:
         before, after = now - datetime.timedelta(days=30), now - datetime.timedelta(days=1)
@@ -81,7 +82,7 @@ def _leaf(ca_key, ca_cert, cn, dns_names=(), ips=(), client=False, expired=False
     return key, builder.sign(ca_key, hashes.SHA256())
 
 
-def make_test_pki(directory):
+def make_test_pki(directory, rsa_server=False):
     """Writes the test PKI into `directory`; returns {name: path}."""
     os.makedirs(directory, exist_ok=True)
     out = {}
@@ -103,4 +104,6 @@ def make_test_pki(directory):
     save("unknown_ca", *_leaf(other_key, other_cert, "localhost", ["localhost"], ["127.0.0.1"]))
     save("client", *_leaf(ca_key, ca_cert, "pooled client", client=True))
     save("other_client", *_leaf(other_key, other_cert, "stranger", client=True))
+    if rsa_server:
+        save("rsa_server", *_leaf(ca_key, ca_cert, "localhost", ["localhost"], rsa_key=True))
     return out
