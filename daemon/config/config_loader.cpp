@@ -512,6 +512,9 @@ private:
                     bytes("read_buffer", b.read_buffer, 1),
                     bytes("high_water", b.high_water, 1),
                     bytes("low_water", b.low_water),
+                    {"io_uring", [&](const YAML::Node& n, const std::string& p) {
+                         b.io_uring = boolean(n, p);
+                     }},
                 });
     }
 

@@ -14,10 +14,15 @@
 namespace pooled {
 
 Worker::Worker(uv_loop_t* loop, std::shared_ptr<const Config> config)
-    : loop_(loop), config_(std::move(config)),
+    : loop_(loop), config_(std::move(config)), write_buffers_(config_->buffers.read_buffer + 64),
       client_timers_(loop, &ClientSession::onDeadline, nullptr), random_(std::random_device{}()),
-      read_slab_(config_->buffers.read_buffer),
-      write_buffers_(config_->buffers.read_buffer + 64) {
+      read_slab_(config_->buffers.read_buffer) {
+    std::string why;
+    send_ring_ = std::make_unique<SendRing>(loop_, write_buffers_, config_->buffers.io_uring, why);
+    if (send_ring_->enabled())
+        spdlog::debug("sends are batched through io_uring");
+    else
+        spdlog::info("sends go out one write(2) each: io_uring {}", why);
     resolver_ = std::make_unique<Resolver>(loop_, config_->dns);
     access_log_ = std::make_unique<AccessLog>(config_->access_log);
     pools_ = std::make_unique<PoolManager>(*this);
@@ -77,12 +82,17 @@ void Worker::start() {
 }
 
 void Worker::onPrepare(uv_prepare_t* handle) {
-    static_cast<Worker*>(handle->data)->tick_++;
+    auto* self = static_cast<Worker*>(handle->data);
+    self->tick_++;
+    // Last before the loop may sleep: whatever timers and the rest of the turn wrote.
+    self->send_ring_->flush(64);
 }
 
 void Worker::onCheck(uv_check_t* handle) {
     auto* self = static_cast<Worker*>(handle->data);
     self->runDeferred();
+    // What this turn's reads produced goes out together.
+    self->send_ring_->flush(16);
     // Last in the turn, after anything deferred logged: the loop may sleep next.
     self->access_log_->endOfTurn();
 }
@@ -207,6 +217,7 @@ void Worker::finishShutdown() {
     closer_.add(reinterpret_cast<uv_handle_t*>(&idle_));
     closer_.add(reinterpret_cast<uv_handle_t*>(&drain_timer_));
     client_timers_.closeHandles(closer_);
+    send_ring_->closeHandles(closer_);
     closer_.arm([] {});
     resolver_->close([] {});
 }

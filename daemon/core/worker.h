@@ -7,7 +7,8 @@
 #include "core/closable.h"
 #include "core/deadline_queue.h"
 #include "core/intrusive_list.h"
-#include "core/write_request.h"
+#include "core/buffer_pool.h"
+#include "net/send_ring.h"
 #include "observe/metrics.h"
 
 #include <uv.h>
@@ -80,6 +81,8 @@ public:
     uv_buf_t readBuffer() { return uv_buf_init(read_slab_.data(), static_cast<unsigned>(read_slab_.size())); }
     uint64_t nextConnectionId() { return ++last_connection_id_; }
     BufferPool& writeBuffers() { return write_buffers_; }
+    // Where connections' writes go: batched per loop turn through io_uring, or not.
+    SendRing& sendRing() { return *send_ring_; }
 
     // Loop iterations so far: a connection returned at tick T is handed out only
     // after a later poll, so a FIN sent right after the response is seen first.
@@ -111,6 +114,9 @@ private:
 
     uv_loop_t* loop_;
     std::shared_ptr<const Config> config_;
+    // Before everything that writes: freed after every connection.
+    BufferPool write_buffers_;
+    std::unique_ptr<SendRing> send_ring_;
     std::unique_ptr<TlsContext> tls_; // before the pools: freed after their connections
     std::unique_ptr<Resolver> resolver_;
     std::unique_ptr<AccessLog> access_log_;
@@ -127,7 +133,6 @@ private:
     std::minstd_rand random_;
     WorkerCounters counters_;
     std::vector<char> read_slab_;
-    BufferPool write_buffers_;
     uint64_t last_connection_id_ = 0;
 
     uv_prepare_t prepare_;

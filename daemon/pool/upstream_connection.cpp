@@ -3,7 +3,6 @@
 
 #include "core/clock.h"
 #include "core/worker.h"
-#include "core/write_request.h"
 #include "dns/resolver.h"
 #include "proxy/access_control.h"
 #include "tls/handshake_job.h"
@@ -123,6 +122,7 @@ void UpstreamConnection::connectNext() {
         // and continue from its close callback.
         tcp_open_ = false;
         tcp_closing_ = true;
+        writer_.abandon();
         tcp_.data = this;
         uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), [](uv_handle_t* h) {
             auto* self = static_cast<UpstreamConnection*>(h->data);
@@ -137,6 +137,7 @@ void UpstreamConnection::connectNext() {
     const auto& address = addresses_[next_address_++];
     uv_tcp_init(worker_.loop(), &tcp_);
     tcp_.data = this;
+    writer_.attach(reinterpret_cast<uv_stream_t*>(&tcp_), worker_.sendRing());
     tcp_open_ = true;
     uv_tcp_nodelay(&tcp_, 1);
     connect_req_.data = this;
@@ -312,8 +313,7 @@ void UpstreamConnection::onData(const char* data, size_t length) {
 }
 
 int UpstreamConnection::writePlain(std::initializer_list<std::string_view> parts) {
-    return writeParts(reinterpret_cast<uv_stream_t*>(&tcp_), parts, worker_.writeBuffers(), this,
-                      &UpstreamConnection::onWriteDone);
+    return writer_.write(parts);
 }
 
 void UpstreamConnection::onPlainData(const char* data, size_t length) {
@@ -493,8 +493,7 @@ bool UpstreamConnection::write(std::initializer_list<std::string_view> parts) {
 }
 
 size_t UpstreamConnection::writeQueueSize() const {
-    return tcp_open_ ? uv_stream_get_write_queue_size(reinterpret_cast<const uv_stream_t*>(&tcp_))
-                     : 0;
+    return tcp_open_ ? writer_.queued() : 0;
 }
 
 void UpstreamConnection::onWriteDone(void* owner, int status) {
@@ -549,12 +548,8 @@ void UpstreamConnection::shutdownWrite() {
         return;
     if (tls_session_)
         tls_session_->closeNotify(); // the TLS end of stream, then the TCP one
-    shutdown_req_.data = this;
-    uv_shutdown(&shutdown_req_, reinterpret_cast<uv_stream_t*>(&tcp_),
-                &UpstreamConnection::onShutdown);
+    writer_.shutdownAfterFlush([](void*, int) {}); // nothing waits for it
 }
-
-void UpstreamConnection::onShutdown(uv_shutdown_t*, int) {}
 
 // Timers are lazy: a request moves a connection through several deadlines (first byte,
 // read, idle), and re-arming a uv timer each time is a heap operation. The uv timer is
@@ -634,6 +629,7 @@ void UpstreamConnection::close(std::function<void()> on_closed) {
         tls_session_->closeNotify(); // best effort: written now or cancelled by the close
     if (tcp_open_) {
         tcp_open_ = false;
+        writer_.abandon();
         closer_.add(reinterpret_cast<uv_handle_t*>(&tcp_));
     }
     if (tcp_closing_)

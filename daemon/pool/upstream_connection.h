@@ -7,6 +7,7 @@
 
 #include "core/closable.h"
 #include "http/parser.h"
+#include "net/stream_writer.h"
 #include "pool/pool_key.h"
 #include "pool/upstream_events.h"
 #include "tls/tls_session.h"
@@ -129,7 +130,6 @@ private:
     static void onRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
     static void onTimer(uv_timer_t* timer);
     static void onWriteDone(void* owner, int status);
-    static void onShutdown(uv_shutdown_t* req, int status);
 
     enum class TimerPurpose { None, Connect, Handshake, FirstByte, Read, Idle };
 
@@ -139,9 +139,9 @@ private:
     State state_ = State::New;
     UpstreamEvents* events_ = nullptr;
     uv_tcp_t tcp_;
+    StreamWriter writer_{this, &UpstreamConnection::onWriteDone};
     uv_timer_t timer_;
     uv_connect_t connect_req_;
-    uv_shutdown_t shutdown_req_;
     HandleCloser closer_;
     HttpParser parser_;
     TimerPurpose timer_purpose_ = TimerPurpose::None;

@@ -4,7 +4,6 @@
 
 #include "core/clock.h"
 #include "core/worker.h"
-#include "core/write_request.h"
 #include "net/tcp_listen.h"
 #include "pool/pool_manager.h"
 #include "pool/upstream_connection.h"
@@ -21,6 +20,7 @@ ClientSession::ClientSession(Worker& worker, const ListenerConfig& listener)
     : worker_(worker), config_(worker.configPtr()) {
     uv_tcp_init(worker_.loop(), &tcp_);
     tcp_.data = this;
+    writer_.attach(stream(), worker_.sendRing());
     if (!listener.route.empty())
         listener_route_ = findRoute(config(), listener.route);
 }
@@ -307,8 +307,7 @@ int ClientSession::onMessageComplete() {
 bool ClientSession::writeClient(std::initializer_list<std::string_view> parts) {
     if (!tcp_open_ || phase_ == Phase::Closing)
         return false;
-    if (writeParts(stream(), parts, worker_.writeBuffers(), this,
-                   &ClientSession::onClientWriteDone) != 0)
+    if (writer_.write(parts) != 0)
         return false;
     if (clientWriteQueue() > config().buffers.high_water)
         holdOriginForClient();
@@ -330,7 +329,7 @@ void ClientSession::holdOriginForClient() {
 }
 
 size_t ClientSession::clientWriteQueue() const {
-    return uv_stream_get_write_queue_size(reinterpret_cast<const uv_stream_t*>(&tcp_));
+    return writer_.queued();
 }
 
 void ClientSession::onClientWriteDone(void* owner, int status) {
@@ -386,22 +385,19 @@ void ClientSession::closeAfterFlush() {
     phase_ = Phase::Closing;
     stopReadingClient();
     disarmTimer();
-    Exchange& exchange = beginExchange(); // it holds the shutdown request
-    if (exchange.upstream_)
+    if (exchange_ && exchange_->upstream_)
         releaseUpstream(false);
-    exchange.shutdown_req_.data = this;
-    // uv_shutdown completes once every queued write is flushed.
-    if (!tcp_open_ ||
-        uv_shutdown(&exchange.shutdown_req_, stream(), &ClientSession::onShutdownDone) != 0)
+    // The shutdown follows the last queued write.
+    if (!tcp_open_ || writer_.shutdownAfterFlush(&ClientSession::onShutdownDone) != 0)
         end();
     else
         armTimer(5000, Phase::Closing); // a client that never reads must not pin us
 }
 
-void ClientSession::onShutdownDone(uv_shutdown_t* req, int status) {
+void ClientSession::onShutdownDone(void* owner, int status) {
     if (status == UV_ECANCELED)
         return; // closed meanwhile
-    auto* self = static_cast<ClientSession*>(req->data);
+    auto* self = static_cast<ClientSession*>(owner);
     Entry entry(*self);
     self->end();
 }
@@ -481,10 +477,9 @@ void ClientSession::close(std::function<void()> on_closed) {
         return;
     phase_ = Phase::Closing;
     disarmTimer();
-    // The exchange itself is freed with the session: a shutdown request may still be
-    // queued, and its callback runs before the handle's close callback.
     if (exchange_)
         detachExchange(*exchange_);
+    writer_.abandon();
     tcp_open_ = false;
     closer_.add(reinterpret_cast<uv_handle_t*>(&tcp_));
     closer_.arm(std::move(on_closed));

@@ -14,6 +14,7 @@
 #include "core/deadline_queue.h"
 #include "core/intrusive_list.h"
 #include "http/proxy_status.h"
+#include "net/stream_writer.h"
 #include "proxy/exchange.h"
 
 #include <netinet/in.h>
@@ -61,7 +62,7 @@ private:
     static void onAlloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
     static void onRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
     static void onClientWriteDone(void* owner, int status);
-    static void onShutdownDone(uv_shutdown_t* req, int status);
+    static void onShutdownDone(void* owner, int status);
     void onClientData(const char* data, size_t length);
     void onClientEof();
     void feedParser();
@@ -155,6 +156,7 @@ private:
     const RouteConfig* listener_route_ = nullptr;
     std::unique_ptr<Exchange> exchange_; // null while idle
     uv_tcp_t tcp_;
+    StreamWriter writer_{this, &ClientSession::onClientWriteDone};
     HandleCloser closer_;
     // The peer, kept compact: formatted only for the access log.
     union {

@@ -85,9 +85,6 @@ struct Exchange final : HttpParser::Handler, UpstreamEvents, PoolWaiter {
     bool tunnel_client_eof_ = false;
     bool tunnel_upstream_eof_ = false;
 
-    // Only when closing (uv_shutdown completes once every queued write is flushed).
-    uv_shutdown_t shutdown_req_;
-
 private:
     // HttpParser::Handler (request side)
     int onHead() override;

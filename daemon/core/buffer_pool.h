@@ -1,22 +1,13 @@
-// Writing to a libuv stream without a copy in the common case: bytes go out at
-// once with uv_try_write when nothing is queued; only what the socket did not
-// take is queued with uv_write, copied into a pooled block, or, when it lies in
-// the pool's read block (an upstream body just read), in that block, which the
-// write takes over until it is done. The owner must outlive its queued writes:
-// libuv runs write callbacks (ECANCELED) before a handle's close callback, so an
-// owner freed from its close callback is safe.
+// The loop's reusable write blocks and its one lendable read block.
 #pragma once
 
 #include <uv.h>
 
 #include <cstddef>
 #include <memory>
-#include <string_view>
 #include <vector>
 
 namespace pooled {
-
-using WriteDoneFn = void (*)(void* owner, int status);
 
 // Reused write blocks of one size, per loop: fresh heap pages fault on first
 // touch, which costs more than the copy itself. Also the loop's one lendable read
@@ -54,10 +45,5 @@ private:
     std::unique_ptr<char[]> read_block_;
     bool read_block_made_ = false;
 };
-
-// Writes the concatenation of `parts`. Returns 0 or a libuv error (then no
-// callback runs). `done` runs only if something had to be queued.
-int writeParts(uv_stream_t* stream, std::initializer_list<std::string_view> parts,
-               BufferPool& pool, void* owner, WriteDoneFn done);
 
 } // namespace pooled
