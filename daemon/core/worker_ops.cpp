@@ -35,6 +35,9 @@ LiveGauges Worker::liveGauges() const {
     live.client_connections = counters_.client_connections;
     live.client_connections_total = counters_.client_connections_total;
     live.ready = ready();
+    live.io_uring = send_ring_->enabled();
+    live.sends = send_ring_->sends();
+    live.send_batches = send_ring_->batches();
     if (pools_) {
         for (const auto& [key, pool] : pools_->pools()) {
             const HostPoolStats s = pool->stats();

@@ -155,6 +155,8 @@ void SendRing::sendDetached(SendOp* op) {
         io_uring_prep_sendmsg(sqe, op->fd, &op->msg, MSG_NOSIGNAL | MSG_DONTWAIT);
         io_uring_sqe_set_data(sqe, op);
         io_uring_submit(ring_.get());
+        ++sends_;
+        ++batches_;
     } else {
         recycle(op);
     }
@@ -207,6 +209,7 @@ void SendRing::submit(SendOp* op) {
     // instead of completing it short.
     io_uring_prep_sendmsg(sqe, op->fd, &op->msg, MSG_NOSIGNAL | MSG_WAITALL);
     io_uring_sqe_set_data(sqe, op);
+    ++sends_;
 }
 
 void SendRing::complete(SendOp* op, int result) {
@@ -251,7 +254,8 @@ void SendRing::flush(int rounds) {
         for (SendOp* op : submitting_)
             submit(op);
         submitting_.clear();
-        io_uring_submit(ring_.get());
+        if (io_uring_submit(ring_.get()) > 0)
+            ++batches_;
         // Sends the sockets could take completed inside the submit: their callbacks run
         // now and may write more, which the next round sends.
         reap();

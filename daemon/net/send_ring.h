@@ -17,6 +17,7 @@
 #include <sys/uio.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -68,6 +69,8 @@ public:
     SendRing& operator=(const SendRing&) = delete;
     ~SendRing();
     bool enabled() const { return ring_ != nullptr; }
+    uint64_t sends() const { return sends_; }
+    uint64_t batches() const { return batches_; }
 
     BufferPool& pool() { return pool_; }
     // Small writes are copied into blocks of this size, kept per loop.
@@ -114,6 +117,8 @@ private:
     std::vector<SendOp*> free_ops_;
     std::vector<SendOp*> ready_;
     std::vector<SendOp*> submitting_; // ready_ while a flush round walks it
+    uint64_t sends_ = 0;
+    uint64_t batches_ = 0;
 };
 
 } // namespace pooled

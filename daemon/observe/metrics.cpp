@@ -183,6 +183,14 @@ std::string Metrics::render(const LiveGauges& live, size_t top_hosts) const {
     w.family("pooled_client_connections_accepted_total", "counter",
              "Client connections accepted.");
     w.sample("pooled_client_connections_accepted_total", "", live.client_connections_total);
+    w.family("pooled_io_uring", "gauge",
+             "1 when sends are batched through io_uring, 0 when each is a write(2).");
+    w.sample("pooled_io_uring", "", uint64_t{live.io_uring ? 1u : 0u});
+    w.family("pooled_sends_total", "counter", "Sends submitted through io_uring.");
+    w.sample("pooled_sends_total", "", live.sends);
+    w.family("pooled_send_batches_total", "counter",
+             "io_uring submits that carried sends: sends per batch = syscalls saved.");
+    w.sample("pooled_send_batches_total", "", live.send_batches);
 
     w.family("pooled_requests_total", "counter", "Requests ended, by response status class.");
     static const char* const kClasses[] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};

@@ -60,6 +60,9 @@ struct LiveGauges {
     uint64_t client_connections = 0;
     uint64_t client_connections_total = 0; // accepted since start
     bool ready = false;
+    bool io_uring = false;     // sends batched through io_uring
+    uint64_t sends = 0;        // ... sendmsg operations so far
+    uint64_t send_batches = 0; // ... and the submits that carried them
     std::vector<PoolGauge> pools; // every pool; the renderer bounds the host labels
 };
 

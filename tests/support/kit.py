@@ -231,6 +231,9 @@ class Pooled:
         if not os.path.exists(self.bin):
             raise RuntimeError("pooled binary not found at %s (set POOLED_BIN)" % self.bin)
         self.config = deep_merge(BASE_CONFIG, config or {})
+        if os.environ.get("POOLED_TEST_IO_URING") == "0" and "io_uring" not in self.config.get("buffers", {}):
+            # scripts/test's second pass: the write path without io_uring (one write(2) each)
+            self.config = deep_merge(self.config, {"buffers": {"io_uring": False}})
         self.config_path = None
         cmd = [self.bin]
         if use_config:
