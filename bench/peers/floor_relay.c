@@ -1,9 +1,10 @@
 /* bench §2's "floor" row: the floor of CPU per request for a connection-pooling proxy on
- * this kernel. 4 syscalls per request like pooled (read the request, write it upstream,
- * read the response, write it back; epoll_wait shared), no HTTP work: one epoll loop,
- * each accepted client paired at accept with its own upstream connection, kept for the
- * client's life, bytes copied as they come. Not a proxy: it cannot route, and it relies
- * on request/response traffic (one write always fits; see below).
+ * this kernel, with pooled's syscall pattern and no HTTP work: one epoll loop, one read(2)
+ * per readable socket, and the sends of a loop turn submitted together through io_uring
+ * (one io_uring_enter per turn; epoll_wait shared too), as pooled does. Each accepted
+ * client is paired at accept with its own upstream connection, kept for the client's
+ * life, bytes copied as they come. Not a proxy: it cannot route, and it relies on
+ * request/response traffic (one send always fits; see below).
  *
  *   floor_relay LISTEN_PORT UPSTREAM_PORT     (both on 127.0.0.1; bench/run builds it)
  */
@@ -19,9 +20,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <liburing.h>
+
 #define MAXFD 65536
 static int peer[MAXFD];  /* the other side of each open fd; -1 once closed */
-static char buf[65536];
+static char *bufs[MAXFD]; /* one per fd: a send reads it until the turn's submit */
+static struct io_uring ring;
 
 static void close_pair(int fd) {
   int p = peer[fd];
@@ -48,6 +52,10 @@ int main(int argc, char **argv) {
     perror("floor_relay: listen");
     return 1;
   }
+  if (io_uring_queue_init(4096, &ring, 0)) {
+    perror("floor_relay: io_uring");
+    return 1;
+  }
   int ep = epoll_create1(0);
   struct epoll_event ev = {.events = EPOLLIN, .data.fd = ls}, evs[512];
   if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev)) {
@@ -55,6 +63,14 @@ int main(int argc, char **argv) {
     return 1;
   }
   for (;;) {
+    /* The turn's sends, then their completions (only failures matter: they close). */
+    io_uring_submit(&ring);
+    struct io_uring_cqe *cqe;
+    while (io_uring_peek_cqe(&ring, &cqe) == 0) {
+      int fd = (int)cqe->user_data;
+      if (cqe->res < 0 && peer[fd] >= 0) close_pair(fd);
+      io_uring_cqe_seen(&ring, cqe);
+    }
     int n = epoll_wait(ep, evs, 512, -1);
     if (n < 0 && errno != EINTR) {
       perror("floor_relay: epoll_wait");
@@ -86,17 +102,28 @@ int main(int argc, char **argv) {
         continue;
       }
       if (peer[fd] < 0) continue;  /* closed earlier in this batch */
-      ssize_t r = read(fd, buf, sizeof buf);
+      if (!bufs[fd] && !(bufs[fd] = malloc(65536))) {
+        close_pair(fd);
+        continue;
+      }
+      ssize_t r = read(fd, bufs[fd], 65536);
       if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
       if (r <= 0) {  /* EOF or error on either side ends both */
         close_pair(fd);
         continue;
       }
-      /* One write per read: requests and responses of up to 64 KiB fit in a loopback
-       * socket's buffer, whose reader (wrk, the origin) drains it. A partial write would
-       * need buffering and EPOLLOUT, work the floor does not measure: close both sides
-       * instead, which wrk shows as a connection closed by the server. */
-      if (write(peer[fd], buf, r) != r) close_pair(fd);
+      /* One send per read, submitted with the turn's others: requests and responses of up
+       * to 64 KiB fit in a loopback socket's buffer, whose reader (wrk, the origin) drains
+       * it. A send that cannot go at once (MSG_DONTWAIT) fails and closes both sides
+       * instead of being buffered, work the floor does not measure: wrk shows it as a
+       * connection closed by the server. */
+      struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+      if (!sqe) {
+        io_uring_submit(&ring);
+        sqe = io_uring_get_sqe(&ring);
+      }
+      io_uring_prep_send(sqe, peer[fd], bufs[fd], r, MSG_DONTWAIT | MSG_NOSIGNAL);
+      sqe->user_data = (unsigned)fd;
     }
   }
 }

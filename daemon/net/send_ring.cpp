@@ -32,7 +32,15 @@ SendRing::SendRing(uv_loop_t* loop, BufferPool& pool, bool use_uring, std::strin
         return;
     }
     auto ring = std::make_unique<io_uring>();
-    int rc = io_uring_queue_init(kEntries, ring.get(), 0);
+    // Completions of sends that waited for room are posted only when this (the loop's)
+    // thread asks, in a flush or after the eventfd: no interrupting task work.
+    io_uring_params params{};
+    params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+    int rc = io_uring_queue_init_params(kEntries, ring.get(), &params);
+    if (rc == -EINVAL) { // before Linux 6.1
+        params = io_uring_params{};
+        rc = io_uring_queue_init_params(kEntries, ring.get(), &params);
+    }
     if (rc < 0) {
         why = std::string("io_uring_setup: ") + std::strerror(-rc);
         return;
@@ -254,7 +262,7 @@ void SendRing::flush(int rounds) {
         for (SendOp* op : submitting_)
             submit(op);
         submitting_.clear();
-        if (io_uring_submit(ring_.get()) > 0)
+        if (io_uring_submit_and_get_events(ring_.get()) > 0)
             ++batches_;
         // Sends the sockets could take completed inside the submit: their callbacks run
         // now and may write more, which the next round sends.
@@ -271,6 +279,7 @@ void SendRing::onEventFd(uv_poll_t* handle, int status, int) {
     uint64_t count;
     while (read(self->event_fd_, &count, sizeof count) > 0) {
     }
+    io_uring_get_events(self->ring_.get());
     self->reap();
     // What the callbacks wrote goes in this turn's check-phase flush.
 }
