@@ -17,7 +17,7 @@ namespace pooled {
 namespace {
 
 // Enough for every send of a busy turn; a fuller queue is submitted early.
-constexpr unsigned kEntries = 1024;
+constexpr unsigned kEntries = 256;
 // Ops and small blocks kept for reuse beyond this are freed: a burst of ten
 // thousand writers must not pin their ops for good.
 constexpr size_t kMaxFreeOps = 256;
@@ -33,9 +33,11 @@ SendRing::SendRing(uv_loop_t* loop, BufferPool& pool, bool use_uring, std::strin
     }
     auto ring = std::make_unique<io_uring>();
     // Completions of sends that waited for room are posted only when this (the loop's)
-    // thread asks, in a flush or after the eventfd: no interrupting task work.
+    // thread asks, in a flush or after the eventfd: no interrupting task work. The ring
+    // flags when such work waits (TASKRUN_FLAG), for the window the eventfd is off.
     io_uring_params params{};
-    params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+    params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+                   IORING_SETUP_TASKRUN_FLAG;
     int rc = io_uring_queue_init_params(kEntries, ring.get(), &params);
     if (rc == -EINVAL) { // before Linux 6.1
         params = io_uring_params{};
@@ -269,7 +271,11 @@ void SendRing::flush(int rounds) {
         reap();
     }
     io_uring_cq_eventfd_toggle(ring_.get(), true);
-    reap(); // posted after the last look but before the eventfd was on again
+    // What arrived while the eventfd was off woke nobody: a send that got room then
+    // (its retry is work waiting for us), a completion posted after the last look.
+    if (IO_URING_READ_ONCE(*ring_->sq.kflags) & IORING_SQ_TASKRUN)
+        io_uring_get_events(ring_.get());
+    reap();
 }
 
 void SendRing::onEventFd(uv_poll_t* handle, int status, int) {

@@ -67,8 +67,9 @@ size_t StreamWriter::queued() const {
         return 0;
     if (!ring_->enabled())
         return uv_stream_get_write_queue_size(stream_);
-    if (!in_flight_ && !refused_)
-        return 0; // nothing refused yet: it all goes in this turn's flush
+    // Nothing refused yet, and little: it all goes in this turn's flush.
+    if (!in_flight_ && !refused_ && (!building_ || building_->unsent() < kDirectWrite))
+        return 0;
     return (building_ ? building_->unsent() : 0) + (in_flight_ ? in_flight_->unsent() : 0);
 }
 
@@ -89,13 +90,18 @@ int StreamWriter::writeRing(std::initializer_list<std::string_view> parts) {
         uv_buf_t bufs[8];
         unsigned count = 0;
         size_t total = 0;
+        bool fits = true;
         for (auto part : parts) {
-            if (!part.empty() && count < 8)
+            if (part.empty())
+                continue;
+            if (count == 8)
+                fits = false;
+            else
                 bufs[count++] = uv_buf_init(const_cast<char*>(part.data()),
                                             static_cast<unsigned>(part.size()));
             total += part.size();
         }
-        if (total >= kDirectWrite && count == parts.size()) {
+        if (total >= kDirectWrite && fits) {
             // A body: straight to the socket, one syscall as in the batch, and what the
             // socket does not take is known at once (backpressure, the read block).
             int rc = uv_try_write(stream_, bufs, count);
@@ -161,7 +167,8 @@ void StreamWriter::growLast(SendOp& op, std::string_view part) {
     BufferPool& pool = ring_->pool();
     SendOp::Chunk& last = op.chunks[op.count - 1];
     size_t size = last.size + part.size();
-    size_t capacity = std::max(size, pool.blockSize());
+    // Doubled: the writes that follow append in place (linear, not quadratic, copying).
+    size_t capacity = std::max(2 * size, pool.blockSize());
     auto block = pool.take(capacity);
     std::memcpy(block.get(), last.data, last.size);
     std::memcpy(block.get() + last.size, part.data(), part.size());

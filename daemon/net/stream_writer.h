@@ -31,7 +31,7 @@ public:
     // Writes the concatenation of `parts`. 0, or an error (then no callback for it).
     int write(std::initializer_list<std::string_view> parts);
     // Bytes the socket did not take (and bytes written behind them): what backpressure
-    // is about. Bytes waiting only for this turn's flush do not count.
+    // is about. A few KiB waiting only for this turn's flush do not count.
     size_t queued() const;
     // Once every queued byte is out: shutdown(SHUT_WR), then done(owner, status), or
     // done(owner, UV_ECANCELED) if the handle closes first. Later writes fail. 0, or an

@@ -260,7 +260,7 @@ void UpstreamConnection::onAlloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
     auto* self = static_cast<UpstreamConnection*>(handle->data);
     // Plain responses read into the loop's lendable block while it is free: large
     // reads (fewer syscalls per MB), and a body the client cannot take at once is
-    // queued without a copy (writeParts adopts the block). TLS decrypts elsewhere.
+    // queued without a copy (the StreamWriter adopts the block). TLS decrypts elsewhere.
     *buf = self->tls_session_ ? self->worker_.readBuffer()
                               : self->worker_.writeBuffers().readBlock(self->worker_.readBuffer());
 }

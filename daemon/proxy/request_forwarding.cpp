@@ -269,7 +269,7 @@ std::string_view ClientSession::takeHeldHead() {
     if (!exchange.response_head_held_)
         return {};
     exchange.response_head_held_ = false;
-    return exchange.response_head_out_; // writeParts copies whatever the kernel does not take
+    return exchange.response_head_out_; // the StreamWriter copies what it cannot send now
 }
 
 void ClientSession::onUpstreamBody(UpstreamConnection&, const char* data, size_t length) {
@@ -288,7 +288,7 @@ void ClientSession::onUpstreamBody(UpstreamConnection&, const char* data, size_t
     }
     // What the client did not take at once holds the origin back until it is written
     // (the kernel's buffers keep the origin busy meanwhile): one read's worth per
-    // response, kept in the read block itself (writeParts adopts it).
+    // response, kept in the read block itself (the StreamWriter adopts it).
     if (clientWriteQueue() > 0)
         holdOriginForClient();
 }

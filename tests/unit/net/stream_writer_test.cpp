@@ -151,6 +151,27 @@ TEST_CASE("with the ring, a turn's small writes wait for the flush and then leav
     CHECK(h.writes_done == 1);
 }
 
+TEST_CASE("with the ring, a body goes to the socket at once even beside an empty part (a head "
+          "already sent), and what piles up for the flush counts as queued past 16 KiB") {
+    Harness h(true);
+    if (!h.ring->enabled())
+        return;
+    std::string body = pattern(20 * 1024);
+    REQUIRE(h.writer.write({"", body}) == 0);
+    CHECK(h.peerHasBytes()); // not waiting for the flush
+    CHECK(h.writer.queued() > 0); // the 4 KiB socket refused the rest: the origin waits
+    CHECK(h.drain(body.size()) == body);
+    CHECK(h.writer.queued() == 0);
+
+    // Many small writes in one turn (a chunked body, say): backpressure sees them.
+    for (int i = 0; i < 20; ++i)
+        REQUIRE(h.writer.write({"0123456789abcdef", pattern(1000)}) == 0);
+    CHECK_FALSE(h.peerHasBytes());
+    CHECK(h.writer.queued() == 20 * 1016);
+    h.drain(20 * 1016);
+    CHECK(h.writer.queued() == 0);
+}
+
 TEST_CASE("a large write goes to the socket at once; the rest of the read block is sent from "
           "the block itself, which comes back once written") {
     bool use_uring = GENERATE(true, false);
