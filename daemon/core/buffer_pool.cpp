@@ -1,7 +1,6 @@
 // BufferPool: see buffer_pool.h.
 #include "core/buffer_pool.h"
 
-#include <cstring>
 #include <functional>
 
 namespace pooled {

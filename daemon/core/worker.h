@@ -4,10 +4,10 @@
 #pragma once
 
 #include "config/config.h"
+#include "core/buffer_pool.h"
 #include "core/closable.h"
 #include "core/deadline_queue.h"
 #include "core/intrusive_list.h"
-#include "core/buffer_pool.h"
 #include "net/send_ring.h"
 #include "observe/metrics.h"
 
