@@ -139,7 +139,18 @@ io_uring_sqe* SendRing::sqe() {
     return sqe;
 }
 
+void SendRing::drop(SendOp* op) {
+    if (op->listed)
+        op->writer = nullptr; // submit() recycles it
+    else
+        recycle(op);
+}
+
 void SendRing::cancel(SendOp* op) {
+    if (op->listed) { // not in the kernel: the rest of a short send
+        op->writer = nullptr;
+        return;
+    }
     op->writer = nullptr;
     // Until then the kernel holds the socket open: a send waiting for room would keep
     // the connection from closing for as long as the peer does not read.

@@ -83,7 +83,11 @@ public:
         op->listed = true;
         ready_.push_back(op);
     }
-    // The writer is gone: its op in the kernel is cancelled, the op freed once it ends.
+    // The writer no longer wants an op that is not in the kernel: freed now, or by the
+    // flush that comes to it in ready_.
+    void drop(SendOp* op);
+    // The writer is gone: its op in the kernel is cancelled, the op freed once it ends
+    // (an op waiting in ready_, the rest of a short send, is dropped).
     void cancel(SendOp* op);
     // The writer is going and its fd closes next: `op` is submitted at once, without
     // waiting for room in the socket, and freed once it ends.

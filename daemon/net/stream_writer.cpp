@@ -44,6 +44,24 @@ struct ShutdownRequest {
     WriteDoneFn done;
 };
 
+// The non-empty parts as libuv buffers; false if there are more than 8 (callers pass
+// up to four).
+bool gather(std::initializer_list<std::string_view> parts, uv_buf_t (&bufs)[8], unsigned& count,
+            size_t& total) {
+    count = 0;
+    total = 0;
+    for (auto part : parts) {
+        if (part.empty())
+            continue;
+        if (count == 8)
+            return false;
+        bufs[count++] =
+            uv_buf_init(const_cast<char*>(part.data()), static_cast<unsigned>(part.size()));
+        total += part.size();
+    }
+    return true;
+}
+
 } // namespace
 
 void StreamWriter::attach(uv_stream_t* stream, SendRing& ring) {
@@ -86,32 +104,19 @@ SendOp* StreamWriter::building() {
 
 int StreamWriter::writeRing(std::initializer_list<std::string_view> parts) {
     size_t skip = 0;
-    if (!building_ && !in_flight_) {
-        uv_buf_t bufs[8];
-        unsigned count = 0;
-        size_t total = 0;
-        bool fits = true;
-        for (auto part : parts) {
-            if (part.empty())
-                continue;
-            if (count == 8)
-                fits = false;
-            else
-                bufs[count++] = uv_buf_init(const_cast<char*>(part.data()),
-                                            static_cast<unsigned>(part.size()));
-            total += part.size();
-        }
-        if (total >= kDirectWrite && fits) {
-            // A body: straight to the socket, one syscall as in the batch, and what the
-            // socket does not take is known at once (backpressure, the read block).
-            int rc = uv_try_write(stream_, bufs, count);
-            if (rc < 0 && rc != UV_EAGAIN)
-                return rc;
-            skip = rc > 0 ? static_cast<size_t>(rc) : 0;
-            if (skip == total)
-                return 0;
-            refused_ = true;
-        }
+    uv_buf_t bufs[8];
+    unsigned count;
+    size_t total;
+    if (!building_ && !in_flight_ && gather(parts, bufs, count, total) && total >= kDirectWrite) {
+        // A body: straight to the socket, one syscall as in the batch, and what the
+        // socket does not take is known at once (backpressure, the read block).
+        int rc = uv_try_write(stream_, bufs, count);
+        if (rc < 0 && rc != UV_EAGAIN)
+            return rc;
+        skip = rc > 0 ? static_cast<size_t>(rc) : 0;
+        if (skip == total)
+            return 0;
+        refused_ = true;
     }
     BufferPool& pool = ring_->pool();
     for (auto part : parts) {
@@ -152,9 +157,9 @@ int StreamWriter::writeRing(std::initializer_list<std::string_view> parts) {
                                                                       : pool.blockSize();
                 chunk.block = chunk.capacity == SendRing::kSmallBlock ? ring_->takeSmallBlock()
                                                                        : pool.take(chunk.capacity);
-                std::memcpy(chunk.block.get(), part.data(), std::min(part.size(), chunk.capacity));
+                std::memcpy(chunk.block.get(), part.data(), part.size());
                 chunk.data = chunk.block.get();
-                chunk.size = std::min(part.size(), chunk.capacity);
+                chunk.size = part.size();
             }
             op->total += chunk.size;
             part.remove_prefix(chunk.size);
@@ -183,14 +188,10 @@ void StreamWriter::growLast(SendOp& op, std::string_view part) {
 int StreamWriter::writeDirect(std::initializer_list<std::string_view> parts) {
     BufferPool& pool = ring_->pool();
     uv_buf_t bufs[8];
-    unsigned count = 0;
-    size_t total = 0;
-    for (auto part : parts) {
-        if (part.empty() || count == 8)
-            continue;
-        bufs[count++] = uv_buf_init(const_cast<char*>(part.data()), static_cast<unsigned>(part.size()));
-        total += part.size();
-    }
+    unsigned count;
+    size_t total;
+    if (!gather(parts, bufs, count, total))
+        return UV_EINVAL;
     if (total == 0)
         return 0;
     size_t written = 0;
@@ -279,22 +280,17 @@ void StreamWriter::onSent(SendOp* op, int status) {
     ring_->recycle(op);
     if (status < 0) {
         error_ = status;
-        if (building_) { // never to be sent
-            if (!building_->listed)
-                ring_->recycle(building_);
-            else
-                building_->writer = nullptr; // the ring recycles it when it comes to it
-            building_ = nullptr;
-        }
+        if (building_) // never to be sent
+            ring_->drop(building_);
+        building_ = nullptr;
     } else if (building_) {
         ring_->ready(building_);
     }
     done_(owner_, status);
-    // The owner may have closed (abandon) or failed meanwhile.
-    if (shutdown_done && ring_ && status == 0) {
-        int rc = ::shutdown(fd, SHUT_WR) == 0 ? 0 : -errno;
-        shutdown_done(owner_, rc);
-    } else if (shutdown_done && ring_) {
+    // Unless the owner closed (abandon) meanwhile.
+    if (shutdown_done && ring_) {
+        if (status == 0)
+            status = ::shutdown(fd, SHUT_WR) == 0 ? 0 : -errno;
         shutdown_done(owner_, status);
     }
 }
@@ -308,20 +304,11 @@ void StreamWriter::abandon() {
         ring_->sendDetached(building_);
         building_ = nullptr;
     }
-    if (building_) {
-        if (building_->listed)
-            building_->writer = nullptr; // the ring recycles it when it comes to it
-        else
-            ring_->recycle(building_);
-        building_ = nullptr;
-    }
-    if (in_flight_) {
-        if (in_flight_->listed)
-            in_flight_->writer = nullptr; // a short send's rest, not in the kernel
-        else
-            ring_->cancel(in_flight_);
-        in_flight_ = nullptr;
-    }
+    if (building_)
+        ring_->drop(building_);
+    if (in_flight_)
+        ring_->cancel(in_flight_);
+    building_ = in_flight_ = nullptr;
     ring_ = nullptr;
     stream_ = nullptr;
 }

@@ -33,11 +33,13 @@ public:
     // Bytes the socket did not take (and bytes written behind them): what backpressure
     // is about. A few KiB waiting only for this turn's flush do not count.
     size_t queued() const;
-    // Once every queued byte is out: shutdown(SHUT_WR), then done(owner, status), or
-    // done(owner, UV_ECANCELED) if the handle closes first. Later writes fail. 0, or an
-    // error (then `done` does not run).
+    // Once every queued byte is out: shutdown(SHUT_WR), then done(owner, status); not
+    // at all if abandoned first (without a ring, libuv runs it with UV_ECANCELED then).
+    // Later writes fail. 0, or an error (then `done` does not run).
     int shutdownAfterFlush(WriteDoneFn done);
-    // Before the handle is closed: queued bytes are dropped, no callback runs any more.
+    // Before the handle is closed: bytes not yet handed to the kernel go now as far as the
+    // socket takes them, a send waiting for room is cancelled, no callback runs any more
+    // (without a ring, libuv cancels its queued writes with UV_ECANCELED).
     void abandon();
 
 private:

@@ -62,6 +62,13 @@ public:
         line(name, labels, number(value));
     }
 
+    // A family of one unlabelled sample.
+    void single(std::string_view name, std::string_view type, std::string_view help,
+                uint64_t value) {
+        family(name, type, help);
+        sample(name, "", value);
+    }
+
     void histogram(std::string_view name, std::string_view help, const Histogram& h) {
         family(name, "histogram", help);
         uint64_t cumulative = 0;
@@ -175,22 +182,20 @@ std::string Metrics::render(const LiveGauges& live, size_t top_hosts) const {
 
     w.family("pooled_build_info", "gauge", "Version of the running pooled.");
     w.sample("pooled_build_info", label("version", POOLED_VERSION), uint64_t{1});
-    w.family("pooled_ready", "gauge", "1 while listening and not draining.");
-    w.sample("pooled_ready", "", uint64_t{live.ready ? 1u : 0u});
+    w.single("pooled_ready", "gauge", "1 while listening and not draining.",
+             uint64_t{live.ready ? 1u : 0u});
 
-    w.family("pooled_client_connections", "gauge", "Client connections open now.");
-    w.sample("pooled_client_connections", "", live.client_connections);
-    w.family("pooled_client_connections_accepted_total", "counter",
-             "Client connections accepted.");
-    w.sample("pooled_client_connections_accepted_total", "", live.client_connections_total);
-    w.family("pooled_io_uring", "gauge",
-             "1 when sends are batched through io_uring, 0 when each is a write(2).");
-    w.sample("pooled_io_uring", "", uint64_t{live.io_uring ? 1u : 0u});
-    w.family("pooled_sends_total", "counter", "Sends submitted through io_uring.");
-    w.sample("pooled_sends_total", "", live.sends);
-    w.family("pooled_send_batches_total", "counter",
-             "io_uring submits that carried sends: sends per batch = syscalls saved.");
-    w.sample("pooled_send_batches_total", "", live.send_batches);
+    w.single("pooled_client_connections", "gauge", "Client connections open now.",
+             live.client_connections);
+    w.single("pooled_client_connections_accepted_total", "counter",
+             "Client connections accepted.", live.client_connections_total);
+    w.single("pooled_io_uring", "gauge",
+             "1 when sends are batched through io_uring, 0 when each is a write(2).",
+             uint64_t{live.io_uring ? 1u : 0u});
+    w.single("pooled_sends_total", "counter", "Sends submitted through io_uring.", live.sends);
+    w.single("pooled_send_batches_total", "counter",
+             "io_uring submits that carried sends: sends per batch = syscalls saved.",
+             live.send_batches);
 
     w.family("pooled_requests_total", "counter", "Requests ended, by response status class.");
     static const char* const kClasses[] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
@@ -219,10 +224,10 @@ std::string Metrics::render(const LiveGauges& live, size_t top_hosts) const {
              "Clients and requests turned away by access rules and limits, by reason.");
     for (const auto& [reason, n] : denials.values())
         w.sample("pooled_denied_total", label("reason", reason), n);
-    w.family("pooled_request_body_bytes_total", "counter", "Request body bytes from clients.");
-    w.sample("pooled_request_body_bytes_total", "", bytes_in);
-    w.family("pooled_response_body_bytes_total", "counter", "Response body bytes to clients.");
-    w.sample("pooled_response_body_bytes_total", "", bytes_out);
+    w.single("pooled_request_body_bytes_total", "counter", "Request body bytes from clients.",
+             bytes_in);
+    w.single("pooled_response_body_bytes_total", "counter", "Response body bytes to clients.",
+             bytes_out);
 
     PoolGauge total;
     for (const auto& p : live.pools) {
@@ -236,12 +241,10 @@ std::string Metrics::render(const LiveGauges& live, size_t top_hosts) const {
     w.sample("pooled_upstream_connections", label("state", "idle"), uint64_t{total.idle});
     w.sample("pooled_upstream_connections", label("state", "connecting"),
              uint64_t{total.connecting});
-    w.family("pooled_upstream_connections_created_total", "counter",
-             "Upstream connections opened.");
-    w.sample("pooled_upstream_connections_created_total", "", upstream_created);
-    w.family("pooled_upstream_connections_reused_total", "counter",
-             "Requests served on a reused upstream connection.");
-    w.sample("pooled_upstream_connections_reused_total", "", upstream_reused);
+    w.single("pooled_upstream_connections_created_total", "counter",
+             "Upstream connections opened.", upstream_created);
+    w.single("pooled_upstream_connections_reused_total", "counter",
+             "Requests served on a reused upstream connection.", upstream_reused);
     w.family("pooled_upstream_connections_closed_total", "counter",
              "Upstream connections closed, by cause.");
     for (const auto& [cause, n] : upstream_closed.values())

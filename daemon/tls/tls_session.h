@@ -49,7 +49,7 @@ public:
     // error() says why.
     Step handshake();
     // handshake() in two halves, so that the costly steps can run on libuv's thread
-    // pool (pool/handshake_job.h): runSteps() calls only mbedTLS on this session and
+    // pool (tls/handshake_job.h): runSteps() calls only mbedTLS on this session and
     // touches no TlsContext (nor the transport while sends are deferred); finishSteps()
     // takes its result on the loop (False Start decision, session cache, errors).
     // With cheap_only, runSteps stops before a step that needs the pool: kPoolNext.

@@ -14,8 +14,8 @@ import time
 import pytest
 import requests
 
-from kit import (RawClient, connect, pattern, proxy_status_error, recv_until_close, request_bytes,
-                 wait_until)
+from kit import (LoopbackServer, RawClient, connect, pattern, proxy_status_error, recv_until_close,
+                 request_bytes, wait_until)
 
 SANITIZED = bool(os.environ.get("POOLED_SANITIZED"))
 MiB = 1024 * 1024
@@ -281,54 +281,30 @@ def test_reused_connection_reset_before_the_response_is_not_replayed_for_a_post(
     assert o.stats()["requests_by_path"]["/reset-before-head"] == 1
 
 
-class FirstConnectionResets:
+class FirstConnectionResets(LoopbackServer):
     """An origin on a listen(0) socket: the test fills its accept queue to hold connects
     back. The first connection it serves resets after reading a request; later ones
     answer 200 "ok" to every request."""
 
     def __init__(self):
-        self.srv = socket.socket()
-        self.srv.bind(("127.0.0.1", 0))
-        self.srv.listen(0)
-        self.port = self.srv.getsockname()[1]
+        self.listen(backlog=0)
         self.authority = "127.0.0.1:%d" % self.port
-        self.accepted = 0
         self.requests = []
 
-    def serve(self):
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.srv.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            threading.Thread(target=self._serve, args=(conn, self.accepted == 1), daemon=True).start()
-
-    def _serve(self, conn, reset):
+    def handle(self, conn, n):
         buf = b""
-        try:
-            while True:
-                while b"\r\n\r\n" not in buf:
-                    data = conn.recv(65536)
-                    if not data:
-                        return
-                    buf += data
-                head, _, buf = buf.partition(b"\r\n\r\n")
-                self.requests.append(head.split(b" ")[1].decode())
-                if reset:
-                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        while True:
+            while b"\r\n\r\n" not in buf:
+                data = conn.recv(65536)
+                if not data:
                     return
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-        except OSError:
-            pass
-        finally:
-            conn.close()
-
-    def close(self):
-        self.srv.close()
+                buf += data
+            head, _, buf = buf.partition(b"\r\n\r\n")
+            self.requests.append(head.split(b" ")[1].decode())
+            if n == 1:
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                return
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 
 
 def test_a_warm_connection_never_used_that_resets_is_replayed_like_a_reused_one(pooled):
@@ -342,7 +318,7 @@ def test_a_warm_connection_never_used_that_resets_is_replayed_like_a_reused_one(
         with RawClient(p.port) as gone:
             gone.send(request_bytes("GET", "http://%s/gone" % o.authority, o.authority))
             time.sleep(0.3)
-        o.srv.accept()[0].close()  # the filler: pooled's connect retries and completes
+        o.sock.accept()[0].close()  # the filler: pooled's connect retries and completes
         queue_filler.close()
         o.serve()
         assert wait_until(lambda: o.accepted == 1, 5), "pooled's warm connection never came"

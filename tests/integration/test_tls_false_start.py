@@ -46,7 +46,7 @@ class HoldingTlsOrigin(kit.LoopbackServer):
         self.seen_before_finished = []
         self.start()
 
-    def handle(self, conn):
+    def handle(self, conn, n):
         conn.settimeout(10)
         incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         tls = self.context().wrap_bio(incoming, outgoing, server_side=True)

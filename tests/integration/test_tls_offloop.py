@@ -56,7 +56,7 @@ class SlowKeyExchangeOrigin(kit.LoopbackServer):
         self.key_exchange_in = threading.Event()
         self.start()
 
-    def handle(self, conn):
+    def handle(self, conn, n):
         conn.settimeout(30)
         incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         tls = self.ctx.wrap_bio(incoming, outgoing, server_side=True)

@@ -575,16 +575,26 @@ def proxy_status_error(resp_or_headers):
 # --------------------------------------------------------------------------------------
 
 class LoopbackServer:
-    """Subclasses define handle(conn); the connection is closed after it, and a peer that
-    goes away mid-exchange (OSError, ssl.SSLError) ends only that connection."""
+    """Subclasses define handle(conn, n), n counting accepted connections from 1; the
+    connection is closed after it, and a peer that goes away mid-exchange (OSError,
+    ssl.SSLError) ends only that connection. start() = listen() then serve(), for a test
+    that works the listening socket (self.sock) before connections are served."""
 
-    def start(self):
+    accepted = 0
+
+    def listen(self, backlog=16):
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
+        self.sock.listen(backlog)
         self.port = self.sock.getsockname()[1]
+        return self
+
+    def serve(self):
         threading.Thread(target=self._accept, daemon=True).start()
         return self
+
+    def start(self):
+        return self.listen().serve()
 
     def close(self):
         self.sock.close()
@@ -595,13 +605,15 @@ class LoopbackServer:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            threading.Thread(target=self._handle_and_close, args=(conn,), daemon=True).start()
+            self.accepted += 1
+            threading.Thread(target=self._handle_and_close, args=(conn, self.accepted),
+                             daemon=True).start()
 
-    def _handle_and_close(self, conn):
+    def _handle_and_close(self, conn, n):
         import ssl  # SSLError derives from OSError; named for whoever reads this
         with conn:
             try:
-                self.handle(conn)
+                self.handle(conn, n)
             except (OSError, ssl.SSLError):
                 pass
 
