@@ -1,10 +1,12 @@
 // HostPool: see host_pool.h.
 #include "pool/host_pool.h"
 
+#include "core/assert.h"
 #include "core/clock.h"
 #include "core/worker.h"
 #include "pool/pool_manager.h"
 #include "pool/upstream_connection.h"
+#include "pool/reuse_policy.h"
 #include "proxy/access_control.h"
 
 #include <spdlog/spdlog.h>
@@ -21,21 +23,61 @@ HostPool::HostPool(PoolManager& manager, Worker& worker, PoolKey key)
 HostPool::~HostPool() {
     *alive_ = false;
     // Connections still here are closed through the worker, which frees them later.
-    for (auto& [raw, owned] : connections_) {
-        owned->setEvents(nullptr);
-        worker_.retire(std::move(owned));
+    for (auto& [raw, entry] : connections_) {
+        entry.connection->setEvents(nullptr);
+        worker_.retire(std::move(entry.connection));
     }
 }
 
-uint32_t HostPool::busyCount() const {
-    return static_cast<uint32_t>(connections_.size() - idle_.size()) - connecting_;
+void HostPool::transition(UpstreamConnection& connection, PoolEntryState to) {
+    auto it = connections_.find(&connection);
+    POOLED_ASSERT(it != connections_.end(), "only a pool's own connections change state");
+    PoolEntryState from = it->second.state;
+    // Connecting -> Idle | Busy, Idle -> Busy, Busy -> Idle; leaving the pool is remove().
+    POOLED_ASSERT(from != to && to != PoolEntryState::Connecting,
+                  "a connection never returns to connecting, nor moves to where it is");
+    if (from == PoolEntryState::Idle) {
+        auto idle = std::find(idle_.begin(), idle_.end(), &connection);
+        POOLED_ASSERT(idle != idle_.end(), "an Idle entry is in the idle list");
+        idle_.erase(idle);
+    }
+    if (to == PoolEntryState::Idle) {
+        POOLED_ASSERT(std::find(idle_.begin(), idle_.end(), &connection) == idle_.end(),
+                      "a connection is in the idle list once");
+        idle_.push_back(&connection);
+    }
+    --counts_[static_cast<size_t>(from)];
+    ++counts_[static_cast<size_t>(to)];
+    it->second.state = to;
+    POOLED_ASSERT(count(PoolEntryState::Idle) == idle_.size(), "the idle count is the idle list");
+}
+
+std::unique_ptr<UpstreamConnection> HostPool::remove(UpstreamConnection& connection) {
+    auto it = connections_.find(&connection);
+    if (it == connections_.end())
+        return nullptr;
+    PoolEntryState state = it->second.state;
+    if (state == PoolEntryState::Idle) {
+        auto idle = std::find(idle_.begin(), idle_.end(), &connection);
+        POOLED_ASSERT(idle != idle_.end(), "an Idle entry is in the idle list");
+        idle_.erase(idle);
+    }
+    POOLED_ASSERT(count(state) > 0, "a state's count covers its entries");
+    --counts_[static_cast<size_t>(state)];
+    auto owned = std::move(it->second.connection);
+    connections_.erase(it);
+    POOLED_ASSERT(count(PoolEntryState::Idle) + count(PoolEntryState::Busy) +
+                          count(PoolEntryState::Connecting) ==
+                      connections_.size(),
+                  "every connection is counted in exactly one state");
+    return owned;
 }
 
 HostPoolStats HostPool::stats() const {
     HostPoolStats s;
-    s.idle = static_cast<uint32_t>(idle_.size());
-    s.connecting = connecting_;
-    s.active = busyCount();
+    s.idle = count(PoolEntryState::Idle);
+    s.connecting = count(PoolEntryState::Connecting);
+    s.active = count(PoolEntryState::Busy);
     s.pending = static_cast<uint32_t>(waiters_.size());
     s.idle_timeout_ms = effectiveIdleTimeoutMs();
     return s;
@@ -49,7 +91,7 @@ int64_t HostPool::effectiveIdleTimeoutMs() const {
 bool HostPool::canOpen() const {
     const auto& pool = worker_.config().pool;
     return connections_.size() < pool.max_connections_per_host &&
-           connecting_ < pool.max_connecting_per_host;
+           count(PoolEntryState::Connecting) < pool.max_connecting_per_host;
 }
 
 bool HostPool::hasIdleNotYetEligible() const {
@@ -84,11 +126,11 @@ UpstreamConnection* HostPool::takeIdle(const PoolWaiter& waiter, bool allow_stal
         if (waiter.prefer_fresh && !allow_stale && c->everUsed() &&
             now - c->idleSinceUs() > fresh_us)
             continue;
-        idle_.erase(std::next(it).base());
         if (!allowedNow(*c)) {
             discard(*c, "destination_denied"); // may serve waiters: look again from scratch
             return takeIdle(waiter, allow_stale);
         }
+        transition(*c, PoolEntryState::Busy);
         return c;
     }
     return nullptr;
@@ -113,23 +155,27 @@ Checkout HostPool::checkout(PoolWaiter& waiter) {
         // Returned this turn, or skipped by a waiter ahead that needs a fresh one:
         // either way serveWaiters() sorts it out on the next turn.
         scheduleServe();
-    } else if (waiters_.size() > connecting_ && canOpen() && manager_.reserveSlot(*this)) {
+    } else if (waiters_.size() > count(PoolEntryState::Connecting) && canOpen() &&
+               manager_.reserveSlot(*this)) {
         openOne();
     }
     return {Checkout::Kind::Queued, nullptr, {}};
 }
 
 void HostPool::enqueue(PoolWaiter& waiter) {
+    POOLED_ASSERT(!waiter.queued(), "a waiter waits in one queue at a time");
     waiters_.push_back(&waiter);
     waiter.queued_in_ = this;
+    waiter.list_ = &waiters_;
     waiter.position_ = std::prev(waiters_.end());
 }
 
 void HostPool::dequeue(PoolWaiter& waiter) {
     if (waiter.queued_in_ != this)
         return;
-    waiters_.erase(waiter.position_);
+    waiter.list_->erase(waiter.position_);
     waiter.queued_in_ = nullptr;
+    waiter.list_ = nullptr;
 }
 
 void HostPool::cancel(PoolWaiter& waiter) {
@@ -148,13 +194,14 @@ void HostPool::openOne() {
         std::uniform_int_distribution<int64_t> jitter(0, lifetime_us / 10);
         c->setExpiresUs(c->createdUs() + lifetime_us - jitter(worker_.random()));
     }
-    connections_.emplace(c, std::move(owned));
+    connections_.emplace(c, Entry{std::move(owned), PoolEntryState::Connecting});
+    ++counts_[static_cast<size_t>(PoolEntryState::Connecting)];
     worker_.metrics().onUpstreamCreated();
-    ++connecting_;
     c->setEvents(this);
     c->open();
 }
 
+// `connection` is Busy already: the waiter may release or discard it before this returns.
 void HostPool::giveTo(PoolWaiter& waiter, UpstreamConnection& connection) {
     dequeue(waiter);
     waiter.onPoolConnection(connection);
@@ -193,7 +240,7 @@ void HostPool::serveWaiters() {
         scheduleServe();
     openForWaiters();
     // No room for fresh connections: an older idle one beats waiting for a slot.
-    if (waiters_.size() > connecting_ && !canOpen())
+    if (waiters_.size() > count(PoolEntryState::Connecting) && !canOpen())
         serveFromIdle(true);
     // The queue is served: what release() kept above max_idle_per_host for it goes.
     while (waiters_.empty() && idle_.size() > worker_.config().pool.max_idle_per_host)
@@ -201,7 +248,7 @@ void HostPool::serveWaiters() {
 }
 
 void HostPool::openForWaiters() {
-    while (waiters_.size() > connecting_ && canOpen()) {
+    while (waiters_.size() > count(PoolEntryState::Connecting) && canOpen()) {
         if (!manager_.reserveSlot(*this))
             break;
         openOne();
@@ -209,9 +256,13 @@ void HostPool::openForWaiters() {
 }
 
 void HostPool::onUpstreamConnected(UpstreamConnection& connection) {
-    --connecting_;
     if (!waiters_.empty()) {
+        transition(connection, PoolEntryState::Busy);
         giveTo(*waiters_.front(), connection);
+        // A connect slot is free again: the next wave starts now for those still waiting,
+        // rather than when a response releases a connection (a burst of slow handshakes
+        // otherwise stalls at max_connecting_per_host).
+        openForWaiters();
         return;
     }
     // Nobody waits any more (a client went away, or the queue drained while it
@@ -224,28 +275,23 @@ void HostPool::onUpstreamConnected(UpstreamConnection& connection) {
     }
     connection.setReleasedTick(0);
     connection.enterIdle(effectiveIdleTimeoutMs());
-    idle_.push_back(&connection);
+    transition(connection, PoolEntryState::Idle);
 }
 
 void HostPool::onUpstreamConnectFailed(UpstreamConnection& connection, const ProxyError& error) {
-    --connecting_;
     if (spdlog::should_log(spdlog::level::debug)) // toString() allocates: only when logged
         spdlog::debug("connect to {} failed: {} {}", key_.toString(), error.token, error.detail);
-    auto it = connections_.find(&connection);
-    if (it != connections_.end()) {
-        auto owned = std::move(it->second);
-        connections_.erase(it);
+    if (auto owned = remove(connection)) {
         worker_.retire(std::move(owned));
         worker_.metrics().onUpstreamClosed(error.token);
         manager_.slotFreed();
     }
-    // Fail the waiters that no remaining connection will serve; opening another
-    // connection at once would only repeat the failure.
-    while (!waiters_.empty() && waiters_.size() > connecting_ + busyCount()) {
-        PoolWaiter* waiter = waiters_.front();
-        dequeue(*waiter);
-        waiter->onPoolError(error);
-    }
+    // Fail the waiters that no remaining connection will serve; opening another connection
+    // at once would only repeat the failure. Those are taken off the queue first: a handler
+    // may queue a new request (a retry), which must not get this error too.
+    size_t serviceable = count(PoolEntryState::Connecting) + count(PoolEntryState::Busy);
+    if (waiters_.size() > serviceable)
+        failFirst(waiters_.size() - serviceable, error);
     if (empty())
         manager_.scheduleSweep();
 }
@@ -281,66 +327,40 @@ void HostPool::learnIdleClose(int64_t idle_ms) {
     }
 }
 
-void HostPool::removeIdle(UpstreamConnection& connection) {
-    auto it = std::find(idle_.begin(), idle_.end(), &connection);
-    if (it != idle_.end())
-        idle_.erase(it);
-}
-
-// Why release() did not keep a connection, for the closed-connections metric.
-std::string_view HostPool::closeCause(const UpstreamConnection& connection, bool reusable,
-                                      int64_t idle_timeout) const {
-    const auto& pool = worker_.config().pool;
-    if (!reusable || !connection.responseAllowsReuse())
-        return "not_reusable";
-    if (worker_.draining())
-        return "shutdown";
-    if (idle_timeout <= 0)
-        return "idle_timeout";
-    if (pool.max_requests_per_connection != 0 &&
-        connection.requests() >= pool.max_requests_per_connection)
-        return "max_requests";
-    if (connection.expiresUs() != 0 && monotonicUs() >= connection.expiresUs())
-        return "lifetime";
-    return idle_.size() >= pool.max_idle_per_host ? "max_idle" : "pool_full";
-}
-
-void HostPool::release(UpstreamConnection& connection, bool reusable) {
+void HostPool::release(UpstreamConnection& connection, bool request_done) {
     const auto& pool = worker_.config().pool;
     connection.setEvents(this);
     learnIdleClose(connection.keepAliveHintMs()); // -1 (no hint) is ignored
-    int64_t idle_timeout = effectiveIdleTimeoutMs();
-    // Idle connections that queued requests will take next turn are not idle: the cap
-    // must not close them only for those requests to open new ones.
-    bool idle_room = idle_.size() < pool.max_idle_per_host || idle_.size() < waiters_.size();
-    bool keep = reusable && connection.responseAllowsReuse() && !worker_.draining() &&
-                idle_timeout > 0 && idle_room &&
-                (pool.max_requests_per_connection == 0 ||
-                 connection.requests() < pool.max_requests_per_connection) &&
-                (connection.expiresUs() == 0 || monotonicUs() < connection.expiresUs());
-    // Another origin waits for a slot under max_connections_total: an idle
-    // connection here is worth less than its waiting request.
-    if (keep && waiters_.empty() && manager_.hasStarvedPools())
-        keep = false;
-    if (!keep) {
-        discard(connection, closeCause(connection, reusable, idle_timeout));
+    ReuseFacts facts;
+    facts.request_done = request_done;
+    facts.response_allows_reuse = connection.responseAllowsReuse();
+    facts.draining = worker_.draining();
+    facts.idle_timeout_ms = effectiveIdleTimeoutMs();
+    facts.requests = connection.requests();
+    facts.max_requests = pool.max_requests_per_connection;
+    facts.now_us = connection.expiresUs() != 0 ? monotonicUs() : 0;
+    facts.expires_us = connection.expiresUs();
+    facts.idle = idle_.size();
+    facts.max_idle = pool.max_idle_per_host;
+    facts.waiters = waiters_.size();
+    facts.others_starved = waiters_.empty() && manager_.hasStarvedPools();
+    ReuseVerdict verdict = reuseVerdict(facts);
+    if (!verdict.keep) {
+        discard(connection, verdict.cause);
         return;
     }
-    connection.enterIdle(idle_timeout);
+    connection.enterIdle(facts.idle_timeout_ms);
     connection.setReleasedTick(worker_.tick());
-    idle_.push_back(&connection);
+    transition(connection, PoolEntryState::Idle);
     if (!waiters_.empty())
         scheduleServe();
 }
 
 void HostPool::discard(UpstreamConnection& connection, std::string_view cause) {
-    removeIdle(connection);
-    auto it = connections_.find(&connection);
-    if (it == connections_.end())
+    auto owned = remove(connection);
+    if (!owned)
         return;
     worker_.metrics().onUpstreamClosed(cause);
-    auto owned = std::move(it->second);
-    connections_.erase(it);
     owned->setEvents(nullptr);
     worker_.retire(std::move(owned));
     manager_.slotFreed();
@@ -350,12 +370,9 @@ void HostPool::discard(UpstreamConnection& connection, std::string_view cause) {
 }
 
 std::unique_ptr<UpstreamConnection> HostPool::detach(UpstreamConnection& connection) {
-    removeIdle(connection);
-    auto it = connections_.find(&connection);
-    if (it == connections_.end())
+    auto owned = remove(connection);
+    if (!owned)
         return nullptr;
-    auto owned = std::move(it->second);
-    connections_.erase(it);
     worker_.metrics().onUpstreamClosed("upgraded"); // leaves the pool as a tunnel
     manager_.slotFreed();
     openForWaiters();
@@ -378,8 +395,21 @@ void HostPool::closeIdle() {
 }
 
 void HostPool::failWaiters(const ProxyError& error) {
-    while (!waiters_.empty()) {
-        PoolWaiter* waiter = waiters_.front();
+    failFirst(waiters_.size(), error);
+}
+
+// Envoy's purgePendingRequests: the batch is spliced off the queue before any handler runs
+// (iterators stay valid), so a waiter a handler queues meanwhile lands in the queue, not in
+// the batch. A waiter of the batch whose owner cancels it meanwhile (its client went away)
+// is taken out of the batch by dequeue(), as it would be out of the queue.
+void HostPool::failFirst(size_t n, const ProxyError& error) {
+    POOLED_ASSERT(n <= waiters_.size(), "fails only waiters that are queued");
+    std::list<PoolWaiter*> batch;
+    batch.splice(batch.end(), waiters_, waiters_.begin(), std::next(waiters_.begin(), n));
+    for (PoolWaiter* waiter : batch)
+        waiter->list_ = &batch;
+    while (!batch.empty()) {
+        PoolWaiter* waiter = batch.front();
         dequeue(*waiter);
         waiter->onPoolError(error);
     }

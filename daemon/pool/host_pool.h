@@ -37,6 +37,7 @@ public:
 private:
     friend class HostPool;
     HostPool* queued_in_ = nullptr;
+    std::list<PoolWaiter*>* list_ = nullptr; // the queue, or a batch being failed
     std::list<PoolWaiter*>::iterator position_;
 };
 
@@ -46,6 +47,10 @@ struct Checkout {
     UpstreamConnection* connection = nullptr;
     ProxyError error;
 };
+
+// Where a connection is, as its pool sees it. Every move goes through HostPool::transition,
+// which asserts it is legal (Envoy's owning lists): a connection is in exactly one state.
+enum class PoolEntryState : uint8_t { Connecting, Idle, Busy };
 
 struct HostPoolStats {
     uint32_t active = 0; // busy with a request
@@ -62,10 +67,12 @@ public:
 
     Checkout checkout(PoolWaiter& waiter);
     void cancel(PoolWaiter& waiter);
-    // The request is done with the connection: keep it idle if reuse is allowed.
-    void release(UpstreamConnection& connection, bool reusable);
-    // Close the connection; it is never reused. `cause` labels the closed-connections metric.
-    void discard(UpstreamConnection& connection, std::string_view cause = "request_failed");
+    // The request is done with the connection: keep it idle if reuseVerdict allows.
+    // `request_done`: the request went out whole and its response was read whole.
+    void release(UpstreamConnection& connection, bool request_done);
+    // Close the connection; it is never reused. `cause` labels the closed-connections metric:
+    // a Proxy-Status token, or what ended the request (client_disconnected, ...).
+    void discard(UpstreamConnection& connection, std::string_view cause);
     // Hand the connection over for good (an upgraded tunnel); it leaves the pool.
     std::unique_ptr<UpstreamConnection> detach(UpstreamConnection& connection);
     // Global limit pressure: close the least recently used idle connection.
@@ -73,6 +80,7 @@ public:
     // Capacity freed somewhere: open connections for waiters if allowed.
     void openForWaiters();
     void closeIdle();
+    // Fails every waiter queued now; one that a handler queues meanwhile stays queued.
     void failWaiters(const ProxyError& error);
 
     bool empty() const { return connections_.empty() && waiters_.empty(); }
@@ -87,30 +95,40 @@ public:
     void onUpstreamError(UpstreamConnection& connection, const ProxyError& error) override;
 
 private:
+    struct Entry {
+        std::unique_ptr<UpstreamConnection> connection;
+        PoolEntryState state;
+    };
+    // The one place a connection changes state: keeps idle_ and the counts in step.
+    void transition(UpstreamConnection& connection, PoolEntryState to);
+    // Takes the connection out of the pool, whatever its state; null if it is not here.
+    std::unique_ptr<UpstreamConnection> remove(UpstreamConnection& connection);
+    uint32_t count(PoolEntryState state) const { return counts_[static_cast<size_t>(state)]; }
     UpstreamConnection* takeIdle(const PoolWaiter& waiter, bool allow_stale);
     bool hasIdleNotYetEligible() const;
     bool canOpen() const;
     void openOne();
     void enqueue(PoolWaiter& waiter);
+    // Fails the first `n` waiters. They leave the queue before any handler runs, so one
+    // that a handler queues meanwhile (a retry) is not failed with them.
+    void failFirst(size_t n, const ProxyError& error);
     void dequeue(PoolWaiter& waiter);
     void scheduleServe();
     void serveWaiters();
     void giveTo(PoolWaiter& waiter, UpstreamConnection& connection);
-    void removeIdle(UpstreamConnection& connection);
     void learnIdleClose(int64_t idle_ms);
-    uint32_t busyCount() const;
     // Does the running config still allow this connection's destination address?
     bool allowedNow(const UpstreamConnection& connection) const;
-    std::string_view closeCause(const UpstreamConnection& connection, bool reusable,
-                                int64_t idle_timeout) const;
 
     PoolManager& manager_;
     Worker& worker_;
     PoolKey key_;
-    std::unordered_map<UpstreamConnection*, std::unique_ptr<UpstreamConnection>> connections_;
-    std::vector<UpstreamConnection*> idle_; // back = most recently used (LIFO reuse)
+    std::unordered_map<UpstreamConnection*, Entry> connections_;
+    // The Idle entries, back = most recently used (LIFO reuse); Connecting and Busy ones are
+    // only counted.
+    std::vector<UpstreamConnection*> idle_;
+    uint32_t counts_[3] = {0, 0, 0};
     std::list<PoolWaiter*> waiters_;
-    uint32_t connecting_ = 0;
     int64_t learned_idle_ms_ = -1; // -1 = nothing learned yet
     // The config whose destination rules the idle set was last swept with: the sweep runs
     // once per reload, not per checkout (weak: compared by identity, never kept alive).

@@ -26,12 +26,12 @@ void PoolManager::cancel(PoolWaiter& waiter) {
         pool->cancel(waiter);
 }
 
-void PoolManager::release(UpstreamConnection& connection, bool reusable) {
-    poolFor(connection.key()).release(connection, reusable);
+void PoolManager::release(UpstreamConnection& connection, bool request_done) {
+    poolFor(connection.key()).release(connection, request_done);
 }
 
-void PoolManager::discard(UpstreamConnection& connection) {
-    poolFor(connection.key()).discard(connection);
+void PoolManager::discard(UpstreamConnection& connection, std::string_view cause) {
+    poolFor(connection.key()).discard(connection, cause);
 }
 
 std::unique_ptr<UpstreamConnection> PoolManager::detach(UpstreamConnection& connection) {

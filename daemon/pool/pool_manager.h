@@ -21,8 +21,9 @@ public:
 
     Checkout checkout(const PoolKey& key, PoolWaiter& waiter);
     void cancel(PoolWaiter& waiter);
-    void release(UpstreamConnection& connection, bool reusable);
-    void discard(UpstreamConnection& connection);
+    void release(UpstreamConnection& connection, bool request_done);
+    // `cause` labels the closed-connections metric (see HostPool::discard).
+    void discard(UpstreamConnection& connection, std::string_view cause);
     std::unique_ptr<UpstreamConnection> detach(UpstreamConnection& connection);
 
     // HostPool calls: a slot for a new connection (may close an idle one elsewhere).

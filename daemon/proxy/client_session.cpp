@@ -102,7 +102,7 @@ void ClientSession::detachExchange(Exchange& exchange) {
     if (exchange.queued())
         worker_.pools().cancel(exchange);
     if (exchange.upstream_)
-        releaseUpstream(false);
+        discardUpstream(endCause());
     if (exchange.tunnel_) {
         exchange.tunnel_->setEvents(nullptr);
         worker_.retire(std::move(exchange.tunnel_));
@@ -188,7 +188,7 @@ void ClientSession::onClientEof() {
     // The client went away (or half-closed) before its exchange ended: nothing
     // will read a response, and a half-sent body cannot be completed.
     if (exchange_->upstream_)
-        releaseUpstream(false);
+        discardUpstream("client_disconnected");
     if (phase_ == Phase::Forwarding || phase_ == Phase::Waiting || phase_ == Phase::Sniffing) {
         if (exchange_->record_.error.empty())
             exchange_->record_.error = "client_disconnected";
@@ -342,7 +342,7 @@ void ClientSession::onClientWriteDone(void* owner, int status) {
             // The client is gone: the upstream response cannot be delivered.
             if (self->exchange_ && self->exchange_->upstream_) {
                 self->exchange_->record_.error = "client_disconnected";
-                self->releaseUpstream(false);
+                self->discardUpstream("client_disconnected");
                 self->writeLog();
             }
             self->end();
@@ -386,7 +386,7 @@ void ClientSession::closeAfterFlush() {
     stopReadingClient();
     disarmTimer();
     if (exchange_ && exchange_->upstream_)
-        releaseUpstream(false);
+        discardUpstream(endCause());
     // The shutdown follows the last queued write.
     if (!tcp_open_ || writer_.shutdownAfterFlush(&ClientSession::onShutdownDone) != 0)
         end();
@@ -462,7 +462,7 @@ void ClientSession::onTimer() {
             // A client that stopped reading must not pin an upstream connection forever.
             exchange_->record_.error = "client_write_timeout";
             exchange_->record_.detail = "the client stopped reading the response";
-            releaseUpstream(false);
+            discardUpstream("client_write_timeout");
             writeLog();
             end();
         }

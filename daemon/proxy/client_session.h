@@ -128,7 +128,12 @@ private:
     void beginRequestHead();
     void refreshConfig();
     void flushUpstream();
-    void releaseUpstream(bool reusable);
+    // The request is over: the pool keeps the connection if reuseVerdict allows.
+    void releaseUpstream();
+    // The connection cannot be reused; `cause` labels the closed-connections metric.
+    void discardUpstream(std::string_view cause);
+    // What ended the exchange, as a metric label: its error, else the client closing.
+    std::string_view endCause() const;
     void writeLog();
     bool requestReplayable() const;
     void onClientDrained();

@@ -326,7 +326,7 @@ void ClientSession::onUpstreamError(UpstreamConnection& connection, const ProxyE
     }
     bool was_idle = connection.hasBeenIdle(); // also a warm one on its first request
     bool started = connection.responseStarted();
-    releaseUpstream(false);
+    discardUpstream(error.token);
     if (!exchange.response_head_sent_ && was_idle && !started && exchange.record_.retries == 0 &&
         requestReplayable()) {
         // The classic stale keep-alive race: the origin closed this connection as we
@@ -347,17 +347,29 @@ void ClientSession::onUpstreamError(UpstreamConnection& connection, const ProxyE
     end();
 }
 
-void ClientSession::releaseUpstream(bool reusable) {
+void ClientSession::releaseUpstream() {
     Exchange& exchange = *exchange_;
     UpstreamConnection* connection = exchange.upstream_;
     exchange.upstream_ = nullptr;
     if (!connection)
         return;
     connection->setEvents(nullptr);
-    if (reusable)
-        worker_.pools().release(*connection, true);
-    else
-        worker_.pools().discard(*connection);
+    worker_.pools().release(*connection, exchange.request_complete_ && exchange.response_complete_);
+}
+
+void ClientSession::discardUpstream(std::string_view cause) {
+    Exchange& exchange = *exchange_;
+    UpstreamConnection* connection = exchange.upstream_;
+    exchange.upstream_ = nullptr;
+    if (!connection)
+        return;
+    connection->setEvents(nullptr);
+    worker_.pools().discard(*connection, cause);
+}
+
+std::string_view ClientSession::endCause() const {
+    const std::string& error = exchange_->record_.error;
+    return error.empty() ? std::string_view("client_closed") : std::string_view(error);
 }
 
 void ClientSession::failRequest(const ProxyError& error) {
@@ -365,7 +377,7 @@ void ClientSession::failRequest(const ProxyError& error) {
     if (exchange.queued())
         worker_.pools().cancel(*exchange_);
     if (exchange.upstream_)
-        releaseUpstream(false);
+        discardUpstream(error.token);
     exchange.upstream_body_.clear();
     exchange.head_pending_ = false;
     if (exchange.response_head_sent_) {
@@ -390,8 +402,7 @@ void ClientSession::failRequest(const ProxyError& error) {
 
 void ClientSession::finishRequest() {
     Exchange& exchange = *exchange_;
-    bool reusable = exchange.request_complete_ && exchange.response_complete_;
-    releaseUpstream(reusable);
+    releaseUpstream();
     writeLog();
     if (!exchange.keep_alive_ || draining_) {
         closeAfterFlush();

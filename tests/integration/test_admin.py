@@ -89,6 +89,31 @@ def test_metrics_name_the_cause_of_origin_closes(pooled, origin, proxies):
     assert metric(text, "pooled_upstream_connections_closed_total", 'cause="not_reusable"') == 3
 
 
+def test_metrics_name_what_ended_a_busy_connection_not_a_generic_failure(pooled, origin, proxies):
+    # An origin that resets mid-body, a client that goes away mid-response: each closed
+    # upstream connection is counted under what happened, never as "request_failed".
+    o = origin()
+    p = pooled(with_admin())
+    port = admin_port(p)
+    with kit.RawClient(p.port) as truncated:
+        truncated.send(b"GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n"
+                       % (o.url("/reset-after/1000").encode(), o.port))
+        data = truncated.read_to_close()
+    assert b"Content-Length: 2000" in data and len(data.split(b"\r\n\r\n", 1)[1]) < 2000
+    c = kit.connect(p.port)
+    c.sendall(b"GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n"
+              % (o.url("/trickle/50?interval_ms=100").encode(), o.port))
+    c.recv(1)  # the response has begun
+    c.close()
+    p.wait_access_log(2)
+    closed = "pooled_upstream_connections_closed_total"
+    assert wait_until(lambda: metric(admin_get(port, "/metrics").text, closed,
+                                     'cause="client_disconnected"') == 1, 5)
+    text = admin_get(port, "/metrics").text
+    assert metric(text, closed, 'cause="http_response_incomplete"') == 1
+    assert metric(text, closed, 'cause="request_failed"') is None
+
+
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian: prometheus) missing")
 def test_metrics_pass_promtool_check(pooled, origin, proxies, tmp_path):
     o = origin()

@@ -37,7 +37,12 @@ struct TestWaiter : PoolWaiter, UpstreamEvents {
         connection = &c;
         ++connections;
     }
-    void onPoolError(const ProxyError& e) override { error = e; }
+    void onPoolError(const ProxyError& e) override {
+        error = e;
+        if (on_error)
+            on_error();
+    }
+    std::function<void()> on_error; // what its owner does next (a retry, say)
 
     void onUpstreamResponseComplete(UpstreamConnection&) override { ++responses; }
     void onUpstreamError(UpstreamConnection&, const ProxyError& e) override { upstream_error = e; }
@@ -643,5 +648,61 @@ TEST_CASE("max_idle_per_host does not close connections that queued waiters are 
     h.pools().release(*d.connection, true);
     CHECK(h.stats().idle == 1);
     REQUIRE(h.runUntil([&] { return h.origin().peerCloses() == 1; }));
+    REQUIRE(h.finish());
+}
+
+TEST_CASE("connects go on in waves of max_connecting_per_host until every waiter has one",
+          "[pool]") {
+    // A burst must not stall once the first wave connected: each connection that comes up
+    // frees a connect slot for the next waiter, without waiting for any release.
+    Config config = testConfig();
+    config.pool.max_connections_per_host = 3;
+    config.pool.max_connecting_per_host = 1;
+    config.pool.max_pending = 3;
+    Harness h(config);
+    auto& a = h.waiter();
+    auto& b = h.waiter();
+    auto& c = h.waiter();
+    h.checkout(a);
+    h.checkout(b);
+    h.checkout(c);
+    CHECK(h.stats().connecting == 1);
+    REQUIRE(h.runUntil([&] { return a.connection && b.connection && c.connection; }, 3000));
+    CHECK(h.origin().accepted() == 3);
+    CHECK(h.stats().active == 3);
+    CHECK(h.stats().pending == 0);
+    REQUIRE(h.finish());
+}
+
+TEST_CASE("a failed connect fails the waiters it had, not one a handler queues meanwhile",
+          "[pool]") {
+    // One slot for each origin (max_connections_total 2): the served origin holds one busy,
+    // a refusing origin's connect holds the other, and a waiter of the served origin waits
+    // for a slot. When the connect fails, its slot goes to that waiter; the refused waiters'
+    // owner queues a retry, which can only wait for a slot: it must keep waiting rather than
+    // be failed with a connect error that was never its own.
+    Config config = testConfig();
+    config.pool.max_connections_total = 2;
+    config.pool.max_connecting_per_host = 1;
+    config.pool.max_pending = 4;
+    Harness h(config);
+    RefusingPort refusing;
+    PoolKey refused_key{"http", "127.0.0.1", refusing.port};
+    h.served(h.key()); // busy, held
+    auto& a = h.waiter();
+    auto& b = h.waiter();
+    auto& retry = h.waiter();
+    CHECK(h.checkout(a, refused_key).kind == Checkout::Kind::Queued);
+    CHECK(h.checkout(b, refused_key).kind == Checkout::Kind::Queued);
+    auto& starved = h.waiter();
+    CHECK(h.checkout(starved, h.key()).kind == Checkout::Kind::Queued);
+    CHECK(h.pools().totalConnections() == 2);
+    a.on_error = [&] { h.pools().checkout(refused_key, retry); };
+    REQUIRE(h.runUntil([&] { return a.error && b.error; }, 3000));
+    CHECK(std::string(a.error->token) == "connection_refused");
+    CHECK(std::string(b.error->token) == "connection_refused");
+    REQUIRE(h.runUntil([&] { return starved.connection != nullptr; }, 3000));
+    CHECK_FALSE(retry.error.has_value());
+    CHECK(retry.queued());
     REQUIRE(h.finish());
 }
