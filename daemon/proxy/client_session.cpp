@@ -4,6 +4,7 @@
 
 #include "core/clock.h"
 #include "core/worker.h"
+#include "http/http1_client_codec.h"
 #include "net/tcp_listen.h"
 #include "pool/pool_manager.h"
 #include "pool/upstream_connection.h"
@@ -280,23 +281,15 @@ int ClientSession::onHead() {
 int ClientSession::onBody(const char* data, size_t length) {
     Exchange& exchange = *exchange_;
     exchange.record_.bytes_in += length;
-    if (exchange.request_.chunked) {
-        char size_line[24]; // no allocation per chunk
-        auto end = fmt::format_to(size_line, "{:x}\r\n", length);
-        exchange.upstream_body_.append(size_line, static_cast<size_t>(end - size_line));
-        exchange.upstream_body_.append(data, length);
-        exchange.upstream_body_.append("\r\n");
-    } else {
-        exchange.upstream_body_.append(data, length);
-    }
+    Http1ClientCodec::encodeRequestBody(exchange.upstream_body_, data, length,
+                                        exchange.request_.chunked);
     return 0;
 }
 
 int ClientSession::onMessageComplete() {
     Exchange& exchange = *exchange_;
     exchange.request_complete_ = true;
-    if (exchange.request_.chunked)
-        exchange.upstream_body_.append("0\r\n\r\n");
+    Http1ClientCodec::encodeRequestEnd(exchange.upstream_body_, exchange.request_.chunked);
     if (exchange.request_.upgrade)
         return 0; // llhttp stops with HPE_PAUSED_UPGRADE
     return HPE_PAUSED;

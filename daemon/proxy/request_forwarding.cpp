@@ -5,6 +5,7 @@
 
 #include "core/clock.h"
 #include "core/worker.h"
+#include "http/http1_client_codec.h"
 #include "observe/access_log.h"
 #include "pool/pool_manager.h"
 #include "pool/upstream_connection.h"
@@ -124,9 +125,9 @@ void ClientSession::continueRequestHead() {
     exchange.record_.path = exchange.route_.path;
     exchange.record_.route = exchange.route_.route ? exchange.route_.route->name : "";
     exchange.request_head_bytes_.clear();
-    appendUpstreamRequestHead(exchange.request_head_bytes_, exchange.request_,
-                              {exchange.route_.path, exchange.route_.authority, config().via_name,
-                               exchange.request_.upgrade});
+    Http1ClientCodec::encodeRequestHead(exchange.request_head_bytes_, exchange.request_,
+                                        {exchange.route_.path, exchange.route_.authority,
+                                         config().via_name, exchange.request_.upgrade});
     phase_ = Phase::Waiting;
     exchange.wait_start_us_ = monotonicUs();
     checkoutUpstream();
