@@ -144,10 +144,10 @@ bool HostPool::allowedNow(const UpstreamConnection& connection) const {
 Checkout HostPool::checkout(PoolWaiter& waiter) {
     if (waiters_.empty()) {
         if (auto* c = takeIdle(waiter, false))
-            return {Checkout::Kind::Ready, c, {}};
+            return {Checkout::Kind::Ready, PoolStream(*c), {}};
     }
     if (waiters_.size() >= worker_.config().pool.max_pending)
-        return {Checkout::Kind::Failed, nullptr,
+        return {Checkout::Kind::Failed, {},
                 {503, "connection_limit_reached",
                  "too many requests waiting for " + key_.toString()}};
     enqueue(waiter);
@@ -159,7 +159,7 @@ Checkout HostPool::checkout(PoolWaiter& waiter) {
                manager_.reserveSlot(*this)) {
         openOne();
     }
-    return {Checkout::Kind::Queued, nullptr, {}};
+    return {Checkout::Kind::Queued, {}, {}};
 }
 
 void HostPool::enqueue(PoolWaiter& waiter) {
@@ -204,7 +204,7 @@ void HostPool::openOne() {
 // `connection` is Busy already: the waiter may release or discard it before this returns.
 void HostPool::giveTo(PoolWaiter& waiter, UpstreamConnection& connection) {
     dequeue(waiter);
-    waiter.onPoolConnection(connection);
+    waiter.onPoolStream(PoolStream(connection));
 }
 
 void HostPool::scheduleServe() {

@@ -6,6 +6,7 @@
 #include "config/config.h"
 #include "http/proxy_status.h"
 #include "pool/pool_key.h"
+#include "pool/pool_stream.h"
 #include "pool/upstream_events.h"
 
 #include <cstdint>
@@ -26,7 +27,8 @@ class Worker;
 class PoolWaiter {
 public:
     virtual ~PoolWaiter() = default;
-    virtual void onPoolConnection(UpstreamConnection& connection) = 0;
+    // The stream is the waiter's until it releases or discards it through the pool.
+    virtual void onPoolStream(PoolStream stream) = 0;
     virtual void onPoolError(const ProxyError& error) = 0;
 
     bool prefer_fresh = false;  // cannot be replayed: avoid long-idle connections
@@ -44,8 +46,8 @@ private:
 struct Checkout {
     enum class Kind { Ready, Queued, Failed };
     Kind kind;
-    UpstreamConnection* connection = nullptr;
-    ProxyError error;
+    PoolStream stream; // Ready
+    ProxyError error;  // Failed
 };
 
 // Where a connection is, as its pool sees it. Every move goes through HostPool::transition,

@@ -316,7 +316,7 @@ void ClientSession::holdOriginForClient() {
     if (phase_ == Phase::Forwarding)
         armTimer(config().timeouts.client_idle.count(), Phase::Forwarding);
     if (exchange_ && exchange_->upstream_)
-        exchange_->upstream_->pauseReading();
+        exchange_->upstream_.pauseResponse();
     if (exchange_ && exchange_->tunnel_)
         exchange_->tunnel_->pauseReading();
 }
@@ -354,7 +354,7 @@ void ClientSession::onClientDrained() {
     if (!exchange_)
         return;
     if (exchange_->upstream_)
-        exchange_->upstream_->resumeReading();
+        exchange_->upstream_.resumeResponse();
     if (exchange_->tunnel_)
         exchange_->tunnel_->resumeReading();
 }

@@ -112,9 +112,9 @@ private:
     void denyProxyAuth(const char* detail);
     void beginForwarding();
     void checkoutUpstream();
-    void onPoolConnection(UpstreamConnection& connection);
+    void onPoolStream(PoolStream stream);
     void onPoolError(const ProxyError& error);
-    void attachUpstream(UpstreamConnection& connection);
+    void attachUpstream(PoolStream stream);
     void onUpstreamResponseHead(UpstreamConnection&, MessageHead& head);
     void onUpstreamBody(UpstreamConnection&, const char* data, size_t length);
     void onUpstreamResponseComplete(UpstreamConnection&);

@@ -28,7 +28,7 @@ void Exchange::reuse(ClientSession& session, const HttpParser::Limits& limits) {
     request_head_bytes_.clear();
     upstream_body_.clear();
     head_pending_ = false;
-    upstream_ = nullptr;
+    upstream_ = PoolStream{};
     request_start_us_ = wait_start_us_ = sent_us_ = 0;
     request_complete_ = request_body_started_ = request_sent_ = logged_ = false;
     response_head_sent_ = false;
@@ -56,9 +56,9 @@ int Exchange::onMessageComplete() {
     return session_->onMessageComplete();
 }
 
-void Exchange::onPoolConnection(UpstreamConnection& connection) {
+void Exchange::onPoolStream(PoolStream stream) {
     ClientSession::Entry entry(*session_);
-    session_->onPoolConnection(connection);
+    session_->onPoolStream(stream);
 }
 
 void Exchange::onPoolError(const ProxyError& error) {

@@ -58,7 +58,7 @@ struct Exchange final : HttpParser::Handler, UpstreamEvents, PoolWaiter {
     std::string request_head_bytes_; // the head as sent upstream, kept for a replay
     std::string upstream_body_;      // framed body bytes parsed but not yet written upstream
     bool head_pending_ = false;      // request_head_bytes_ not yet written to upstream_
-    UpstreamConnection* upstream_ = nullptr;
+    PoolStream upstream_;            // the request's stream, from checkout to release
     int64_t request_start_us_ = 0;
     int64_t wait_start_us_ = 0;
     int64_t sent_us_ = 0;
@@ -91,7 +91,7 @@ private:
     int onBody(const char* data, size_t length) override;
     int onMessageComplete() override;
     // PoolWaiter
-    void onPoolConnection(UpstreamConnection& connection) override;
+    void onPoolStream(PoolStream stream) override;
     void onPoolError(const ProxyError& error) override;
     // UpstreamEvents
     void onUpstreamConnected(UpstreamConnection& c) override;

@@ -3,6 +3,7 @@
 // fails before answering. See client_session.h.
 #include "proxy/client_session.h"
 
+#include "core/assert.h"
 #include "core/clock.h"
 #include "core/worker.h"
 #include "http/http1_client_codec.h"
@@ -146,7 +147,7 @@ void ClientSession::checkoutUpstream() {
     Checkout result = worker_.pools().checkout(exchange.route_.key, *exchange_);
     switch (result.kind) {
     case Checkout::Kind::Ready:
-        attachUpstream(*result.connection);
+        attachUpstream(result.stream);
         return;
     case Checkout::Kind::Queued:
         armTimer(config().pool.queue_timeout.count(), Phase::Waiting);
@@ -157,33 +158,28 @@ void ClientSession::checkoutUpstream() {
     }
 }
 
-void ClientSession::onPoolConnection(UpstreamConnection& connection) {
-    attachUpstream(connection);
+void ClientSession::onPoolStream(PoolStream stream) {
+    attachUpstream(stream);
 }
 
 void ClientSession::onPoolError(const ProxyError& error) {
     failRequest(error);
 }
 
-void ClientSession::attachUpstream(UpstreamConnection& connection) {
+void ClientSession::attachUpstream(PoolStream stream) {
     Exchange& exchange = *exchange_;
-    exchange.upstream_ = &connection;
-    connection.setEvents(exchange_.get());
-    connection.beginRequest(exchange.head_request_);
+    exchange.upstream_ = stream;
+    stream.begin(*exchange_, exchange.head_request_);
     int64_t now = monotonicUs();
     exchange.record_.pool_wait_us = now - exchange.wait_start_us_;
-    exchange.record_.reused = connection.requests() > 1;
-    if (!exchange.record_.reused) {
-        exchange.record_.dns_us = connection.dnsUs();
-        exchange.record_.connect_us = connection.connectUs();
-        exchange.record_.tls_us = connection.tlsUs();
-        exchange.record_.tls_resumed = connection.tlsResumed();
-    } else if (connection.tls()) {
-        exchange.record_.tls_us = 0; // no handshake for this request
-        exchange.record_.tls_resumed = false;
-    }
-    exchange.record_.upstream_conn_id = connection.id();
-    exchange.record_.upstream_conn_requests = connection.requests();
+    const StreamSetup setup = stream.setup();
+    exchange.record_.reused = setup.reused;
+    exchange.record_.dns_us = setup.dns_us;
+    exchange.record_.connect_us = setup.connect_us;
+    exchange.record_.tls_us = setup.tls_us;
+    exchange.record_.tls_resumed = setup.tls_resumed;
+    exchange.record_.upstream_conn_id = setup.connection_id;
+    exchange.record_.upstream_conn_requests = setup.connection_requests;
     phase_ = Phase::Forwarding;
     disarmTimer();
     exchange.sent_us_ = now;
@@ -207,15 +203,15 @@ void ClientSession::flushUpstream() {
         exchange.head_pending_ = false;
         if (!exchange.upstream_body_.empty())
             exchange.request_body_started_ = true; // from now on the request cannot be replayed
-        exchange.upstream_->write({head, exchange.upstream_body_});
+        exchange.upstream_.write({head, exchange.upstream_body_});
         exchange.upstream_body_.clear();
         if (exchange.upstream_ &&
-            exchange.upstream_->writeQueueSize() > config().buffers.high_water)
+            exchange.upstream_.queued() > config().buffers.high_water)
             exchange.upstream_write_blocked_ = true;
     }
     if (exchange.upstream_ && exchange.request_complete_ && !exchange.request_sent_) {
         exchange.request_sent_ = true;
-        exchange.upstream_->requestSent();
+        exchange.upstream_.requestSent();
     }
 }
 
@@ -325,10 +321,10 @@ void ClientSession::onUpstreamError(UpstreamConnection& connection, const ProxyE
         end();
         return;
     }
-    bool was_idle = connection.hasBeenIdle(); // also a warm one on its first request
-    bool started = connection.responseStarted();
+    POOLED_ASSERT(exchange.upstream_ == connection, "errors come from the request's stream");
+    bool stale = exchange.upstream_.failedAsStale(); // also a warm one on its first request
     discardUpstream(error.token);
-    if (!exchange.response_head_sent_ && was_idle && !started && exchange.record_.retries == 0 &&
+    if (!exchange.response_head_sent_ && stale && exchange.record_.retries == 0 &&
         requestReplayable()) {
         // The classic stale keep-alive race: the origin closed this connection as we
         // reused it. Nothing was answered, nothing unrepeatable was sent: replay once.
@@ -350,22 +346,21 @@ void ClientSession::onUpstreamError(UpstreamConnection& connection, const ProxyE
 
 void ClientSession::releaseUpstream() {
     Exchange& exchange = *exchange_;
-    UpstreamConnection* connection = exchange.upstream_;
-    exchange.upstream_ = nullptr;
-    if (!connection)
+    PoolStream stream = std::exchange(exchange.upstream_, PoolStream{});
+    if (!stream)
         return;
-    connection->setEvents(nullptr);
-    worker_.pools().release(*connection, exchange.request_complete_ && exchange.response_complete_);
+    stream.connection().setEvents(nullptr);
+    worker_.pools().release(stream.connection(),
+                            exchange.request_complete_ && exchange.response_complete_);
 }
 
 void ClientSession::discardUpstream(std::string_view cause) {
     Exchange& exchange = *exchange_;
-    UpstreamConnection* connection = exchange.upstream_;
-    exchange.upstream_ = nullptr;
-    if (!connection)
+    PoolStream stream = std::exchange(exchange.upstream_, PoolStream{});
+    if (!stream)
         return;
-    connection->setEvents(nullptr);
-    worker_.pools().discard(*connection, cause);
+    stream.connection().setEvents(nullptr);
+    worker_.pools().discard(stream.connection(), cause);
 }
 
 std::string_view ClientSession::endCause() const {

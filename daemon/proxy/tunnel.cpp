@@ -155,7 +155,7 @@ void ClientSession::upgradeToTunnel(UpstreamConnection& connection, const Messag
                              {BodyFraming::None, true, false, true, config().via_name});
     exchange.response_head_sent_ = true;
     writeClient({out});
-    exchange.upstream_ = nullptr;
+    exchange.upstream_ = PoolStream{};
     exchange.tunnel_ = worker_.pools().detach(connection); // an upgraded connection is never pooled
     exchange.tunnel_->setEvents(exchange_.get());
     exchange.tunnel_->enterRaw();

@@ -28,13 +28,13 @@ namespace {
 // A request waiting for a connection; once it has one it can send a GET on it.
 struct TestWaiter : PoolWaiter, UpstreamEvents {
     UpstreamConnection* connection = nullptr;
-    int connections = 0; // onPoolConnection calls
+    int connections = 0; // onPoolStream calls
     std::optional<ProxyError> error;
     int responses = 0;
     std::optional<ProxyError> upstream_error;
 
-    void onPoolConnection(UpstreamConnection& c) override {
-        connection = &c;
+    void onPoolStream(PoolStream stream) override {
+        connection = &stream.connection();
         ++connections;
     }
     void onPoolError(const ProxyError& e) override {
@@ -104,7 +104,7 @@ struct Harness {
     Checkout checkout(TestWaiter& w, const PoolKey& k) {
         auto result = pools().checkout(k, w);
         if (result.kind == Checkout::Kind::Ready)
-            w.onPoolConnection(*result.connection);
+            w.onPoolStream(result.stream);
         return result;
     }
     Checkout checkout(TestWaiter& w) { return checkout(w, key()); }
@@ -190,7 +190,7 @@ TEST_CASE("a checkout on an empty pool opens a connection and queues the waiter"
     auto& w = h.waiter();
     auto result = h.checkout(w);
     CHECK(result.kind == Checkout::Kind::Queued);
-    CHECK(result.connection == nullptr);
+    CHECK_FALSE(result.stream);
     CHECK(w.queued());
     CHECK(h.stats().connecting == 1);
     CHECK(h.stats().pending == 1);
@@ -233,7 +233,7 @@ TEST_CASE("a released connection is reused, but only after a loop turn", "[pool]
         auto& next = h.waiter();
         auto result = h.checkout(next);
         REQUIRE(result.kind == Checkout::Kind::Ready);
-        CHECK(result.connection->id() == id);
+        CHECK(result.stream.connection().id() == id);
         CHECK(h.stats().idle == 0);
         CHECK(h.stats().active == 1);
         next.sendRequest();
@@ -296,10 +296,10 @@ TEST_CASE("idle connections are reused most recently released first (LIFO)", "[p
     auto& d = h.waiter();
     auto first = h.checkout(c);
     REQUIRE(first.kind == Checkout::Kind::Ready);
-    CHECK(first.connection->id() == b_id);
+    CHECK(first.stream.connection().id() == b_id);
     auto second = h.checkout(d);
     REQUIRE(second.kind == Checkout::Kind::Ready);
-    CHECK(second.connection->id() == a_id);
+    CHECK(second.stream.connection().id() == a_id);
     CHECK(h.origin().accepted() == 2);
     REQUIRE(h.finish());
 }
@@ -704,5 +704,51 @@ TEST_CASE("a failed connect fails the waiters it had, not one a handler queues m
     REQUIRE(h.runUntil([&] { return starved.connection != nullptr; }, 3000));
     CHECK_FALSE(retry.error.has_value());
     CHECK(retry.queued());
+    REQUIRE(h.finish());
+}
+
+TEST_CASE("a stream on a new connection reports its setup; on a reused one only the reuse",
+          "[pool][stream]") {
+    Harness h;
+    auto& first = h.served();
+    PoolStream fresh(*first.connection);
+    StreamSetup s = fresh.setup();
+    CHECK_FALSE(s.reused);
+    CHECK(s.dns_us >= 0);
+    CHECK(s.connect_us >= 0);
+    CHECK(s.tls_us == -1); // plain http
+    CHECK(s.connection_requests == 1);
+    uint64_t id = s.connection_id;
+    CHECK(id == first.connection->id());
+    h.pools().release(*first.connection, true);
+    h.turn();
+    auto& second = h.served();
+    StreamSetup again = PoolStream(*second.connection).setup();
+    CHECK(again.reused);
+    CHECK(again.connection_id == id);
+    CHECK(again.connection_requests == 2);
+    CHECK(again.dns_us == -1);
+    CHECK(again.connect_us == -1);
+    REQUIRE(h.finish());
+}
+
+TEST_CASE("a stream failed as stale only if its connection had waited idle and nothing of "
+          "the response arrived",
+          "[pool][stream]") {
+    Harness h;
+    auto& first = h.served();
+    // Fresh from connect to its first request, never idle: a failure is the origin's answer.
+    CHECK_FALSE(PoolStream(*first.connection).failedAsStale());
+    h.pools().release(*first.connection, true);
+    h.turn();
+    auto& w = h.waiter();
+    REQUIRE(h.checkout(w).kind == Checkout::Kind::Ready);
+    PoolStream reused(*w.connection);
+    reused.begin(w, false);
+    CHECK(reused.failedAsStale()); // waited idle, no response byte yet
+    REQUIRE(reused.write({"GET / HTTP/1.1\r\nHost: x\r\n\r\n"}));
+    reused.requestSent();
+    REQUIRE(h.runUntil([&] { return w.responses == 1; }));
+    CHECK_FALSE(reused.failedAsStale()); // the response began: never replayed
     REQUIRE(h.finish());
 }
