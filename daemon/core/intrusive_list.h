@@ -2,6 +2,8 @@
 // unlink from the element alone. An element is in at most one list at a time.
 #pragma once
 
+#include "core/assert.h"
+
 #include <cstddef>
 
 namespace pooled {
@@ -29,6 +31,8 @@ public:
     }
 
     void pushFront(T& element) {
+        POOLED_ASSERT(!contains(element) && hook(element).next_ == nullptr,
+                      "an element is in at most one list at a time");
         hook(element).prev_ = nullptr;
         hook(element).next_ = head_;
         if (head_)
@@ -38,6 +42,7 @@ public:
     }
     // `element` must be in this list.
     void remove(T& element) {
+        POOLED_ASSERT(contains(element), "only a member is removed");
         ListHook<T>& h = hook(element);
         if (h.prev_)
             hook(*h.prev_).next_ = h.next_;
