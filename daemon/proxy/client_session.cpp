@@ -221,8 +221,7 @@ void ClientSession::beginRequestHead() {
     refreshConfig();
     beginExchange();
     phase_ = Phase::ReadingHead;
-    exchange_->request_start_us_ = monotonicUs();
-    exchange_->record_ = RequestRecord{};
+    exchange_->request_start_us_ = monotonicUs(); // the rest was reset by resetRequest()
     exchange_->record_.start_unix_us = wallClockUs();
     armTimer(config().timeouts.request_header.count(), Phase::ReadingHead);
 }

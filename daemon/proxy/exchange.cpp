@@ -3,6 +3,7 @@
 // if it went idle, only after the session is done with it.
 #include "proxy/exchange.h"
 
+#include "core/assert.h"
 #include "pool/upstream_connection.h"
 #include "proxy/client_session.h"
 
@@ -14,33 +15,23 @@ Exchange::Exchange(ClientSession& session, const HttpParser::Limits& limits)
 Exchange::~Exchange() = default;
 
 void Exchange::reuse(ClientSession& session, const HttpParser::Limits& limits) {
+    POOLED_ASSERT(!tunnel_ && !auth_check_ && !queued(), "a spare exchange holds nothing");
     session_ = &session;
     parser_.reset();
     parser_.setLimits(limits);
-    auth_check_ = nullptr;
     pending_input_.clear();
-    upstream_write_blocked_ = false;
     in_feed_ = false;
-    request_.clear();
-    target_ = RequestTarget{};
-    route_ = RouteDecision{};
-    record_ = RequestRecord{};
     request_head_bytes_.clear();
     upstream_body_.clear();
-    head_pending_ = false;
-    upstream_ = PoolStream{};
-    request_start_us_ = wait_start_us_ = sent_us_ = 0;
-    request_complete_ = request_body_started_ = request_sent_ = logged_ = false;
-    response_head_sent_ = false;
     response_head_out_.clear();
-    response_head_held_ = response_complete_ = false;
-    keep_alive_ = true;
-    head_request_ = expect_continue_ = false;
-    response_framing_ = BodyFraming::None;
-    tunnel_authority_.reset();
-    http_in_tunnel_ = false;
-    tunnel_.reset();
-    tunnel_client_eof_ = tunnel_upstream_eof_ = false;
+    static_cast<TunnelState&>(*this) = TunnelState{};
+    resetRequest();
+}
+
+void Exchange::resetRequest() {
+    POOLED_ASSERT(!upstream_, "a request's stream is released before the next request");
+    static_cast<RequestState&>(*this) = RequestState{};
+    request_.clear();
     prefer_fresh = require_fresh = false;
 }
 

@@ -28,14 +28,56 @@ class AuthCheck;
 class ClientSession;
 class UpstreamConnection;
 
-struct Exchange final : HttpParser::Handler, UpstreamEvents, PoolWaiter {
+// What one request sets up and uses, from its first byte to its access-log record. Reset by
+// value between requests (Exchange::resetRequest), so that a field added here cannot be
+// forgotten by a hand-written reset.
+struct RequestState {
+    RequestTarget target_;
+    RouteDecision route_;
+    RequestRecord record_;
+    PoolStream upstream_;           // the request's stream, from checkout to release
+    int64_t request_start_us_ = 0;
+    int64_t wait_start_us_ = 0;
+    int64_t sent_us_ = 0;
+    bool upstream_write_blocked_ = false;
+    bool head_pending_ = false;     // request_head_bytes_ not yet written to upstream_
+    bool request_complete_ = false; // whole request parsed (and forwarded if attached)
+    bool request_body_started_ = false;
+    bool request_sent_ = false;
+    bool logged_ = false;
+    bool response_head_sent_ = false; // committed: written, or held in response_head_out_
+    bool response_head_held_ = false;
+    bool response_complete_ = false;
+    bool keep_alive_ = true;
+    bool head_request_ = false;
+    bool expect_continue_ = false;
+    BodyFraming response_framing_ = BodyFraming::None;
+};
+
+// A CONNECT tunnel or an upgraded connection: lives as long as the client connection.
+struct TunnelState {
+    std::optional<Authority> tunnel_authority_; // CONNECT target
+    // Plain HTTP/1 inside CONNECT: the exchange then lives as long as the connection.
+    bool http_in_tunnel_ = false;
+    std::unique_ptr<UpstreamConnection> tunnel_;
+    bool tunnel_client_eof_ = false;
+    bool tunnel_upstream_eof_ = false;
+};
+
+struct Exchange final : RequestState,
+                        TunnelState,
+                        HttpParser::Handler,
+                        UpstreamEvents,
+                        PoolWaiter {
     Exchange(ClientSession& session, const HttpParser::Limits& limits);
     ~Exchange() override;
     Exchange(const Exchange&) = delete;
     Exchange& operator=(const Exchange&) = delete;
-    // Back to the state of a new Exchange for `session`, keeping buffer capacity. Every
-    // field below must be reset here.
+    // Back to the state of a new Exchange for `session`, keeping buffer capacity.
     void reuse(ClientSession& session, const HttpParser::Limits& limits);
+    // The next request on the same connection: its state is new, the buffers, the unparsed
+    // input and the tunnel (plain HTTP inside CONNECT) stay.
+    void resetRequest();
     // What its buffers hold on to: a spare that grew large is not worth keeping.
     size_t bufferCapacity() const {
         return pending_input_.capacity() + upstream_body_.capacity() +
@@ -47,43 +89,15 @@ struct Exchange final : HttpParser::Handler, UpstreamEvents, PoolWaiter {
     AuthCheck* auth_check_ = nullptr; // credentials being hashed; owned by its work request
     // Bytes read but not yet parsed (the parser pauses after each head and message).
     std::string pending_input_;
-    bool upstream_write_blocked_ = false;
     bool in_feed_ = false;
-
-    // The request in flight.
+    // The request in flight, kept out of RequestState so its headers keep their capacity.
     MessageHead request_;
-    RequestTarget target_;
-    RouteDecision route_;
-    RequestRecord record_;
+    // Buffers that keep their capacity while the exchange lives.
     std::string request_head_bytes_; // the head as sent upstream, kept for a replay
     std::string upstream_body_;      // framed body bytes parsed but not yet written upstream
-    bool head_pending_ = false;      // request_head_bytes_ not yet written to upstream_
-    PoolStream upstream_;            // the request's stream, from checkout to release
-    int64_t request_start_us_ = 0;
-    int64_t wait_start_us_ = 0;
-    int64_t sent_us_ = 0;
-    bool request_complete_ = false; // whole request parsed (and forwarded if attached)
-    bool request_body_started_ = false;
-    bool request_sent_ = false;
-    bool logged_ = false;
-    bool response_head_sent_ = false; // committed: written, or held in response_head_out_
     // The response head waits for the body bytes of the same upstream read, so a small
-    // response leaves in one write(2). The buffer keeps its capacity while the exchange lives.
+    // response leaves in one write(2).
     std::string response_head_out_;
-    bool response_head_held_ = false;
-    bool response_complete_ = false;
-    bool keep_alive_ = true;
-    bool head_request_ = false;
-    bool expect_continue_ = false;
-    BodyFraming response_framing_ = BodyFraming::None;
-
-    // Tunnels.
-    std::optional<Authority> tunnel_authority_; // CONNECT target
-    // Plain HTTP/1 inside CONNECT: the exchange then lives as long as the connection.
-    bool http_in_tunnel_ = false;
-    std::unique_ptr<UpstreamConnection> tunnel_;
-    bool tunnel_client_eof_ = false;
-    bool tunnel_upstream_eof_ = false;
 
 private:
     // HttpParser::Handler (request side)

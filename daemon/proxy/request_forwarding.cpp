@@ -411,17 +411,7 @@ void ClientSession::nextRequest() {
     Exchange& exchange = *exchange_;
     exchange.parser_.reset();
     phase_ = Phase::Idle;
-    exchange.request_.clear();
-    exchange.route_ = RouteDecision{};
-    exchange.request_complete_ = false;
-    exchange.request_body_started_ = false;
-    exchange.request_sent_ = false;
-    exchange.response_head_sent_ = false;
-    exchange.response_head_held_ = false;
-    exchange.response_complete_ = false;
-    exchange.upstream_write_blocked_ = false;
-    exchange.response_framing_ = BodyFraming::None;
-    exchange.logged_ = false;
+    exchange.resetRequest();
     armTimer(config().timeouts.client_idle.count(), Phase::Idle);
     if (!exchange.pending_input_.empty()) {
         // A pipelined request is already here.
