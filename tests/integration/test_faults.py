@@ -281,6 +281,56 @@ def test_reused_connection_reset_before_the_response_is_not_replayed_for_a_post(
     assert o.stats()["requests_by_path"]["/reset-before-head"] == 1
 
 
+# --------------------------------------------------------------------------------------
+# The origin answers an upload early and closes
+# --------------------------------------------------------------------------------------
+
+EARLY_ANSWER_ROUNDS = 12
+
+
+def upload_until_refused(s, total, seconds):
+    """Sends `total` body bytes as fast as the socket takes them, until pooled stops taking
+    them (timeout) or closes; returns what was sent."""
+    s.settimeout(0.3)
+    block = b"u" * (256 * 1024)
+    sent = 0
+    deadline = time.monotonic() + seconds
+    while sent < total and time.monotonic() < deadline:
+        try:
+            sent += s.send(block)
+        except (socket.timeout, OSError):
+            break
+    return sent
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["close", "reset"])
+def test_an_origin_that_answers_413_and_closes_mid_upload_ends_the_exchange_cleanly(origin, pooled, reset):
+    # pooled's body writes fail (EPIPE/ECONNRESET) in the same loop turns as it reads the
+    # 413 and discards the connection: the failure, reported a turn later, must find the
+    # connection gone, not run on freed memory (ASan aborts pooled if it does). Without
+    # io_uring every write is a direct write(2) that can fail at once.
+    o = origin()
+    p = pooled({"buffers": {"io_uring": False}})
+    baseline = open_fds(p)
+    path = "/answer-early/413" + ("?reset=1" if reset else "")
+    for _ in range(EARLY_ANSWER_ROUNDS):
+        s = connect(p.port)
+        try:
+            s.sendall(request_bytes("POST", o.url(path), o.authority,
+                                    [("Content-Length", str(64 * MiB))]))
+            upload_until_refused(s, 64 * MiB, 5)
+            got = recv_until_close(s, 5)
+        finally:
+            s.close()
+        assert p.alive(), "pooled died (exit %s) after an early 413" % p.proc.returncode
+        # The 413 arrives unless pooled saw the reset before the answer (then a 502).
+        assert got == b"" or got.startswith((b"HTTP/1.1 413", b"HTTP/1.1 502")), got[:200]
+    recs = p.wait_access_log(EARLY_ANSWER_ROUNDS)
+    assert all(r["status"] in (413, 502) for r in recs), recs
+    assert_fds_return(p, baseline)
+    assert_still_serves(p, o)
+
+
 class FirstConnectionResets(LoopbackServer):
     """An origin on a listen(0) socket: the test fills its accept queue to hold connects
     back. The first connection it serves resets after reading a request; later ones

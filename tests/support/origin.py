@@ -28,6 +28,11 @@ the same head without a body):
   POST|PUT /echo[?discard=1]   echoes the body (Content-Length or chunked request body);
                                X-Received-Bytes: n. discard=1: count only, reply with the count.
                                Expect: 100-continue is answered with an interim 100.
+  POST|PUT /answer-early/CODE[?read=N][&reset=1]
+                               reads N bytes of the body (default 0), answers CODE with
+                               Connection: close without reading the rest, and closes:
+                               the unread body makes the kernel reset the connection, so
+                               the peer's further writes fail; reset=1: RST (SO_LINGER 0).
   GET /keepalive-hint/N        answers with Keep-Alive: timeout=N
   GET /large-headers/N         a response whose header section is about N bytes
   GET /ws                      Upgrade: websocket -> 101, then echoes raw bytes until EOF
@@ -424,6 +429,14 @@ class Conn:
             hdrs = [("X-Received-Bytes", str(n)),
                     ("Content-Type", ctype[0] if ctype and not discard else "text/plain")]
             return self.respond(200, hdrs, body, head_only=head_only, keep=keep)
+
+        if name == "answer-early" and method in ("POST", "PUT"):
+            code = num(arg, 413)
+            self.read_exact(num(query.get("read", "")))  # raw bytes, whatever the framing
+            self.respond(code, [("Content-Type", "text/plain")], b"answered early\n", keep=False)
+            if query.get("reset") == "1":
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return False
 
         # Every other endpoint: consume (and ignore) any request body first.
         self.read_body(headers, None)
