@@ -381,7 +381,7 @@ void ClientSession::failRequest(const ProxyError& error) {
                  error.status == 431 || error.status == 414;
     sendError(error, close);
     writeLog();
-    if (close) {
+    if (close || client_write_failed_) {
         closeAfterFlush();
         return;
     }
@@ -393,7 +393,7 @@ void ClientSession::finishRequest() {
     bool reusable = exchange.request_complete_ && exchange.response_complete_;
     releaseUpstream(reusable);
     writeLog();
-    if (!exchange.keep_alive_ || draining_) {
+    if (!exchange.keep_alive_ || draining_ || client_write_failed_) {
         closeAfterFlush();
         return;
     }

@@ -429,6 +429,47 @@ def test_client_disconnect_mid_download_closes_the_origin_connection_and_frees_f
     assert o.stats()["connections_accepted"] == 2
 
 
+def reset_socket(s):
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()  # RST
+
+
+@pytest.mark.parametrize("io_uring", [True, False], ids=["io_uring", "write"])
+@pytest.mark.parametrize("response", ["flowing", "backed_up"])
+def test_a_client_that_resets_while_its_reads_are_paused_ends_its_exchange_at_once(
+        origin, pooled, io_uring, response):
+    # The client asks for a large response and pipelines enough bytes behind it that
+    # pooled stops reading it, and reads nothing. The response either comes slowly in
+    # large writes the kernel's buffers still take ("flowing"), or fast, so pooled's
+    # writes back up and it holds the origin ("backed_up"). Then the client resets.
+    # Nothing reads the client any more, so only a failing write can tell, and that
+    # must end the exchange at once (log record, origin connection closed), not the
+    # client_idle timeout (or the end of the response) later.
+    o = origin()
+    p = pooled({"timeouts": {"client_idle": "30s"}, "buffers": {"io_uring": io_uring}})
+    baseline = open_fds(p)
+    size = 1024 * MiB if response == "backed_up" else 64 * MiB
+    path = "/bytes/%d" % size if response == "backed_up" else "/paced/%d?chunk=49152" % size
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    s.settimeout(10)
+    s.connect(("127.0.0.1", p.port))
+    s.sendall(request_bytes("GET", o.url(path), o.authority) +
+              b"X" * (256 * 1024))  # a pipelined "request" never parsed: reading stops
+    assert wait_until(lambda: o.stats()["requests_in_flight"] == 1, 5), o.stats()
+    time.sleep(0.5)  # some of the response is out (backed up: pooled holds the origin)
+    assert o.stats()["connections_open"] == 1
+    reset_socket(s)
+    start = time.monotonic()
+    assert wait_until(lambda: o.stats()["connections_open"] == 0, 2), \
+        "the origin connection outlived the client's reset: %s" % o.stats()
+    recs = p.wait_access_log(1, timeout=max(0.1, 2 - (time.monotonic() - start)))
+    assert len(recs) == 1 and recs[0]["error"] == "client_disconnected", recs
+    assert 0 < recs[0]["bytes_out"] < size, recs
+    assert_fds_return(p, baseline)
+    assert_still_serves(p, o)
+
+
 # --------------------------------------------------------------------------------------
 # Slowloris
 # --------------------------------------------------------------------------------------

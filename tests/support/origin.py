@@ -20,6 +20,9 @@ the same head without a body):
                                reused_only=1: only on a connection that already served a
                                request (the first request on a connection gets 200 "fresh")
   GET /trickle/N?interval_ms=M N bytes (Content-Length) one byte every M ms (default 100)
+  GET /paced/N?chunk=S&interval_ms=M
+                               N bytes (Content-Length) in writes of S bytes (default 32 KiB)
+                               every M ms (default 100): a slow stream of large writes
   GET /delay/MS                answers 200 after MS milliseconds
   GET /hang                    reads the request, never answers (waits for the peer to close)
   GET /status/CODE             that status; 1xx/204/304 without body, others a short body
@@ -505,6 +508,20 @@ class Conn:
                     self.send_pattern(1, i)
                     if i + 1 < n:
                         time.sleep(interval)
+            return k
+        if name == "paced":
+            n = num(arg)
+            chunk = max(1, num(query.get("chunk", ""), 32 * 1024))
+            interval = num(query.get("interval_ms", ""), 100) / 1000.0
+            k = self.respond(200, [("Content-Type", "application/octet-stream")], b"",
+                             head_only=True, keep=keep, content_length=n)
+            off = 0
+            while not head_only and off < n:
+                take = min(chunk, n - off)
+                self.send_pattern(take, off)
+                off += take
+                if off < n:
+                    time.sleep(interval)
             return k
         if name == "delay":
             ms = num(arg)
