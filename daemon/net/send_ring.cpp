@@ -139,6 +139,19 @@ io_uring_sqe* SendRing::sqe() {
     return sqe;
 }
 
+bool SendRing::submitNow(io_uring_sqe* sqe) {
+    io_uring_submit(ring_.get());
+    if (io_uring_sq_ready(ring_.get()) == 0)
+        return true;
+    // The kernel took nothing (an error, or too early a kernel's full completion queue):
+    // ours, the last entry, would go with some later submit, long after its fd closed
+    // and perhaps became another socket's. Only this thread submits, so it is ours still
+    // to turn into a no-op.
+    io_uring_prep_nop(sqe);
+    io_uring_sqe_set_data(sqe, nullptr);
+    return false;
+}
+
 void SendRing::drop(SendOp* op) {
     if (op->listed)
         op->writer = nullptr; // submit() recycles it
@@ -157,8 +170,13 @@ void SendRing::cancel(SendOp* op) {
     if (io_uring_sqe* sqe = this->sqe()) {
         io_uring_prep_cancel(sqe, op, 0);
         io_uring_sqe_set_data(sqe, nullptr);
-        io_uring_submit(ring_.get()); // now: rare, and the close follows
+        if (submitNow(sqe)) // now: rare, and the close follows
+            return;
     }
+    // No way to the kernel just now (the queue full and a submit failing): the send
+    // must end anyway. The fd is still the writer's socket (abandon() comes before the
+    // close); shut down, it fails the waiting send, which lets go of it.
+    ::shutdown(op->fd, SHUT_RDWR);
 }
 
 void SendRing::sendDetached(SendOp* op) {
@@ -175,12 +193,13 @@ void SendRing::sendDetached(SendOp* op) {
         fillIov(op);
         io_uring_prep_sendmsg(sqe, op->fd, &op->msg, MSG_NOSIGNAL | MSG_DONTWAIT);
         io_uring_sqe_set_data(sqe, op);
-        io_uring_submit(ring_.get());
-        ++sends_;
-        ++batches_;
-    } else {
-        recycle(op);
+        if (submitNow(sqe)) {
+            ++sends_;
+            ++batches_;
+            return;
+        }
     }
+    recycle(op); // best effort: those last bytes are lost
 }
 
 void SendRing::fillIov(SendOp* op) {

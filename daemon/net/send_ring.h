@@ -111,6 +111,9 @@ private:
     void reap();
     void complete(SendOp* op, int result);
     io_uring_sqe* sqe();
+    // Submits at once; false (and `sqe`, the last queued, made a no-op) if the kernel
+    // did not take it.
+    bool submitNow(io_uring_sqe* sqe);
 
     std::unique_ptr<io_uring> ring_; // initialised, or null
     int event_fd_ = -1;

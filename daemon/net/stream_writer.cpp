@@ -77,7 +77,10 @@ int StreamWriter::write(std::initializer_list<std::string_view> parts) {
         return error_;
     if (!ring_)
         return UV_EBADF;
-    return ring_->enabled() ? writeRing(parts) : writeDirect(parts);
+    int rc = ring_->enabled() ? writeRing(parts) : writeDirect(parts);
+    if (rc != 0)
+        error_ = rc; // the socket's writing is over, as after a failed send
+    return rc;
 }
 
 size_t StreamWriter::queued() const {

@@ -28,7 +28,8 @@ public:
 
     // For a freshly initialised handle.
     void attach(uv_stream_t* stream, SendRing& ring);
-    // Writes the concatenation of `parts`. 0, or an error (then no callback for it).
+    // Writes the concatenation of `parts`. 0, or an error: no callback comes for it, so the
+    // caller must act on it (the peer is gone), and it sticks (later writes fail with it).
     int write(std::initializer_list<std::string_view> parts);
     // Bytes the socket did not take (and bytes written behind them): what backpressure
     // is about. A few KiB waiting only for this turn's flush do not count.

@@ -83,7 +83,10 @@ void PoolManager::scheduleSweep() {
     if (sweep_scheduled_)
         return;
     sweep_scheduled_ = true;
-    worker_.defer([this] {
+    std::weak_ptr<bool> alive = alive_;
+    worker_.defer([this, alive] {
+        if (alive.expired())
+            return;
         sweep_scheduled_ = false;
         for (auto it = pools_.begin(); it != pools_.end();) {
             if (it->second->empty() && !starved_.count(it->second.get())) {

@@ -54,6 +54,8 @@ private:
     std::unordered_map<PoolKey, int64_t, PoolKeyHash> learned_idle_ms_; // bounded
     uint32_t total_ = 0;
     bool sweep_scheduled_ = false;
+    // The deferred sweep checks this: the Worker's shutdown frees the manager.
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 } // namespace pooled

@@ -479,9 +479,14 @@ bool UpstreamConnection::write(std::initializer_list<std::string_view> parts) {
         }
     }
     if (rc != 0) {
-        // Report on a later turn: the caller is in the middle of its own work.
+        // Report on a later turn: the caller is in the middle of its own work. By then
+        // the connection may have been discarded (the origin's answer or reset read in
+        // the same turn) and freed, or closed: then there is nothing left to report.
         reusable_ = false;
-        worker_.defer([this, rc] {
+        std::weak_ptr<bool> alive = alive_;
+        worker_.defer([this, alive, rc] {
+            if (alive.expired() || state_ == State::Closed)
+                return;
             fail({502, response_started_ ? "http_response_incomplete" : "connection_terminated",
                   uv_strerror(rc)});
         });

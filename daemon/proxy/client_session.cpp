@@ -2,6 +2,7 @@
 // See client_session.h; the upstream half is in request_forwarding.cpp.
 #include "proxy/client_session.h"
 
+#include "core/assert.h"
 #include "core/clock.h"
 #include "core/worker.h"
 #include "http/http1_client_codec.h"
@@ -86,7 +87,12 @@ Exchange& ClientSession::beginExchange() {
 
 // Back to idle keep-alive with nothing pipelined: the connection keeps only itself.
 // A CONNECT tunnel carrying plain HTTP keeps its exchange (the tunnel's authority).
+// A client write that failed meanwhile ends the session here instead.
 void ClientSession::settle() {
+    if (client_write_failed_ && phase_ != Phase::Closing) {
+        endAfterClientWriteFailure();
+        return;
+    }
     if (phase_ != Phase::Idle || !exchange_ || !exchange_->pending_input_.empty() ||
         exchange_->http_in_tunnel_)
         return;
@@ -297,10 +303,12 @@ int ClientSession::onMessageComplete() {
 // ---- writing
 
 bool ClientSession::writeClient(std::initializer_list<std::string_view> parts) {
-    if (!tcp_open_ || phase_ == Phase::Closing)
+    if (!tcp_open_ || phase_ == Phase::Closing || client_write_failed_)
         return false;
-    if (writer_.write(parts) != 0)
+    if (int rc = writer_.write(parts); rc != 0) {
+        onClientWriteFailed(rc);
         return false;
+    }
     if (clientWriteQueue() > config().buffers.high_water)
         holdOriginForClient();
     return true;
@@ -330,20 +338,38 @@ void ClientSession::onClientWriteDone(void* owner, int status) {
         return; // closing: the session may be past any further work
     Entry entry(*self);
     if (status != 0) {
-        if (self->phase_ != Phase::Closing) {
-            // The client is gone: the upstream response cannot be delivered.
-            if (self->exchange_ && self->exchange_->upstream_) {
-                self->exchange_->record_.error = "client_disconnected";
-                self->discardUpstream("client_disconnected");
-                self->writeLog();
-            }
-            self->end();
-        }
+        self->onClientWriteFailed(status);
         return;
     }
     if (self->client_write_blocked_ &&
         self->clientWriteQueue() <= self->config().buffers.low_water)
         self->onClientDrained();
+}
+
+// The client is gone (reset, broken pipe): nothing more can reach it. The write may sit
+// deep in an upstream or parser callback whose callers still use the exchange, so the
+// exchange ends when the outermost Entry does (settle); until then writes are refused,
+// and the request in flight is marked.
+void ClientSession::onClientWriteFailed(int status) {
+    POOLED_ASSERT(depth_ > 0, "a client write runs inside an Entry, whose end settles it");
+    if (client_write_failed_ || phase_ == Phase::Closing)
+        return;
+    client_write_failed_ = true;
+    if (exchange_ && exchange_->record_.error.empty()) {
+        exchange_->record_.error = "client_disconnected";
+        exchange_->record_.detail = uv_strerror(status);
+    }
+}
+
+// A response half-delivered leaves its upstream connection mid-message: it is discarded.
+void ClientSession::endAfterClientWriteFailure() {
+    if (exchange_) {
+        if (exchange_->upstream_)
+            discardUpstream("client_disconnected");
+        if (phase_ == Phase::Forwarding || phase_ == Phase::Waiting || phase_ == Phase::Tunnel)
+            writeLog();
+    }
+    end();
 }
 
 void ClientSession::onClientDrained() {

@@ -62,6 +62,9 @@ private:
     static void onAlloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
     static void onRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
     static void onClientWriteDone(void* owner, int status);
+    // A write to the client failed (synchronously or in its callback): see settle().
+    void onClientWriteFailed(int status);
+    void endAfterClientWriteFailure();
     static void onShutdownDone(void* owner, int status);
     void onClientData(const char* data, size_t length);
     void onClientEof();
@@ -175,6 +178,7 @@ private:
     bool reading_client_ = false;
     bool client_eof_ = false;
     bool client_write_blocked_ = false; // client write queue above the high-water mark
+    bool client_write_failed_ = false;  // the client is gone; settle() ends the exchange
     bool draining_ = false;
     bool tcp_open_ = true;
 };

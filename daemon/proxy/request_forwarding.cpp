@@ -389,7 +389,7 @@ void ClientSession::failRequest(const ProxyError& error) {
                  error.status == 431 || error.status == 414;
     sendError(error, close);
     writeLog();
-    if (close) {
+    if (close || client_write_failed_) {
         closeAfterFlush();
         return;
     }
@@ -400,7 +400,7 @@ void ClientSession::finishRequest() {
     Exchange& exchange = *exchange_;
     releaseUpstream();
     writeLog();
-    if (!exchange.keep_alive_ || draining_) {
+    if (!exchange.keep_alive_ || draining_ || client_write_failed_) {
         closeAfterFlush();
         return;
     }

@@ -2,6 +2,7 @@
 // through the pool) and Upgrade after a 101. See client_session.h.
 #include "proxy/client_session.h"
 
+#include "core/assert.h"
 #include "core/clock.h"
 #include "core/worker.h"
 #include "pool/pool_manager.h"
@@ -148,6 +149,18 @@ void ClientSession::onUpstreamConnectFailed(UpstreamConnection&, const ProxyErro
 
 void ClientSession::upgradeToTunnel(UpstreamConnection& connection, const MessageHead& head) {
     Exchange& exchange = *exchange_;
+    // An upgraded connection is never pooled: it leaves its pool as the tunnel. A busy
+    // connection leaves its pool only through its user (us) or with all the worker's
+    // pools at shutdown, after which no event comes; so it is there to take.
+    std::unique_ptr<UpstreamConnection> tunnel = worker_.pools().detach(connection);
+    POOLED_ASSERT(tunnel, "a busy upstream connection stays in its pool until its user lets go");
+    if (!tunnel) {
+        // The client has seen nothing of the 101 yet; bytes of the new protocol may
+        // follow the request, so the connection closes after the 502.
+        exchange.keep_alive_ = false;
+        failRequest({502, "proxy_internal_error", "the upgraded connection left its pool"});
+        return;
+    }
     exchange.record_.ttfb_us = monotonicUs() - exchange.sent_us_;
     exchange.record_.status = 101;
     std::string out;
@@ -156,7 +169,7 @@ void ClientSession::upgradeToTunnel(UpstreamConnection& connection, const Messag
     exchange.response_head_sent_ = true;
     writeClient({out});
     exchange.upstream_ = PoolStream{};
-    exchange.tunnel_ = worker_.pools().detach(connection); // an upgraded connection is never pooled
+    exchange.tunnel_ = std::move(tunnel);
     exchange.tunnel_->setEvents(exchange_.get());
     exchange.tunnel_->enterRaw();
     phase_ = Phase::Tunnel;

@@ -25,24 +25,34 @@ HandshakeJob* HandshakeJob::start(uv_loop_t* loop, HandshakeQueue& queue,
         queue.waiting.push_back(std::move(job)); // owned by the queue until it runs
         return handle;
     }
-    return submit(std::move(job)) ? handle : nullptr;
+    submit(std::move(job));
+    return handle;
 }
 
-// Owned by the queued request until afterWork; false if it could not be queued and
-// has run here (done included) already.
-bool HandshakeJob::submit(std::unique_ptr<HandshakeJob> job) {
+// Owned by the queued request (or the fallback timer) until afterWork.
+void HandshakeJob::submit(std::unique_ptr<HandshakeJob> job) {
     job->queue_->running = true;
-    if (uv_queue_work(job->loop_, &job->req_, &HandshakeJob::work, &HandshakeJob::afterWork) ==
-        0) {
+    if (job->queue_->queue_work(job->loop_, &job->req_, &HandshakeJob::work,
+                                &HandshakeJob::afterWork) == 0) {
         job.release(); // afterWork takes it back
-        return true;
+        return;
     }
-    // Cannot happen with a valid loop and callbacks; run it here rather than hang.
-    uv_work_t* req = &job->req_;
-    work(req);
-    job.release();
-    afterWork(req, 0);
-    return false;
+    // libuv refuses only a missing callback; rather than hang, the steps run here, and
+    // `done` on the next turn, never inside start(): its caller learns the handle only
+    // when start returns, so a job that `done` started meanwhile would lose its handle
+    // (and its cancel) to that assignment.
+    work(&job->req_);
+    HandshakeJob* self = job.release();
+    uv_timer_init(self->loop_, &self->fallback_timer_);
+    self->fallback_timer_.data = self;
+    uv_timer_start(
+        &self->fallback_timer_,
+        [](uv_timer_t* timer) {
+            uv_close(reinterpret_cast<uv_handle_t*>(timer), [](uv_handle_t* handle) {
+                afterWork(&static_cast<HandshakeJob*>(handle->data)->req_, 0);
+            });
+        },
+        0, 0);
 }
 
 void HandshakeJob::runNext(HandshakeQueue& queue) {

@@ -31,13 +31,16 @@ struct HandshakeQueue {
     std::mutex crypto_lock; // held by the running job; the queue already makes it one
     bool running = false;
     std::deque<std::unique_ptr<HandshakeJob>> waiting;
+    // How a job reaches the thread pool; a test puts one here that refuses.
+    int (*queue_work)(uv_loop_t*, uv_work_t*, uv_work_cb, uv_after_work_cb) = &uv_queue_work;
 };
 
 class HandshakeJob {
 public:
     // Runs session->runSteps(false) on the pool, after the jobs `queue` holds already.
     // `done(rc)` runs on the loop thread with runSteps' result unless cancel() was
-    // called first.
+    // called first, and never inside start(): the handle returned stays valid (for
+    // cancel) until done runs, even if done starts the next job.
     static HandshakeJob* start(uv_loop_t* loop, HandshakeQueue& queue,
                                std::shared_ptr<TlsSession> session, std::function<void(int)> done);
     // The connection is going away: done is dropped, and the session freed on the loop
@@ -46,12 +49,13 @@ public:
     void cancel() { done_ = nullptr; }
 
 private:
-    static bool submit(std::unique_ptr<HandshakeJob> job);
+    static void submit(std::unique_ptr<HandshakeJob> job);
     static void runNext(HandshakeQueue& queue);
     static void work(uv_work_t* req);
     static void afterWork(uv_work_t* req, int status);
 
     uv_work_t req_{};
+    uv_timer_t fallback_timer_{}; // reports a job the thread pool refused, on the next turn
     uv_loop_t* loop_ = nullptr;
     HandshakeQueue* queue_ = nullptr;
     std::shared_ptr<TlsSession> session_;

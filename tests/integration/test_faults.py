@@ -281,6 +281,56 @@ def test_reused_connection_reset_before_the_response_is_not_replayed_for_a_post(
     assert o.stats()["requests_by_path"]["/reset-before-head"] == 1
 
 
+# --------------------------------------------------------------------------------------
+# The origin answers an upload early and closes
+# --------------------------------------------------------------------------------------
+
+EARLY_ANSWER_ROUNDS = 12
+
+
+def upload_until_refused(s, total, seconds):
+    """Sends `total` body bytes as fast as the socket takes them, until pooled stops taking
+    them (timeout) or closes; returns what was sent."""
+    s.settimeout(0.3)
+    block = b"u" * (256 * 1024)
+    sent = 0
+    deadline = time.monotonic() + seconds
+    while sent < total and time.monotonic() < deadline:
+        try:
+            sent += s.send(block)
+        except (socket.timeout, OSError):
+            break
+    return sent
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["close", "reset"])
+def test_an_origin_that_answers_413_and_closes_mid_upload_ends_the_exchange_cleanly(origin, pooled, reset):
+    # pooled's body writes fail (EPIPE/ECONNRESET) in the same loop turns as it reads the
+    # 413 and discards the connection: the failure, reported a turn later, must find the
+    # connection gone, not run on freed memory (ASan aborts pooled if it does). Without
+    # io_uring every write is a direct write(2) that can fail at once.
+    o = origin()
+    p = pooled({"buffers": {"io_uring": False}})
+    baseline = open_fds(p)
+    path = "/answer-early/413" + ("?reset=1" if reset else "")
+    for _ in range(EARLY_ANSWER_ROUNDS):
+        s = connect(p.port)
+        try:
+            s.sendall(request_bytes("POST", o.url(path), o.authority,
+                                    [("Content-Length", str(64 * MiB))]))
+            upload_until_refused(s, 64 * MiB, 5)
+            got = recv_until_close(s, 5)
+        finally:
+            s.close()
+        assert p.alive(), "pooled died (exit %s) after an early 413" % p.proc.returncode
+        # The 413 arrives unless pooled saw the reset before the answer (then a 502).
+        assert got == b"" or got.startswith((b"HTTP/1.1 413", b"HTTP/1.1 502")), got[:200]
+    recs = p.wait_access_log(EARLY_ANSWER_ROUNDS)
+    assert all(r["status"] in (413, 502) for r in recs), recs
+    assert_fds_return(p, baseline)
+    assert_still_serves(p, o)
+
+
 class FirstConnectionResets(LoopbackServer):
     """An origin on a listen(0) socket: the test fills its accept queue to hold connects
     back. The first connection it serves resets after reading a request; later ones
@@ -377,6 +427,47 @@ def test_client_disconnect_mid_download_closes_the_origin_connection_and_frees_f
     assert rec["error"] != "" and 0 < rec["bytes_out"] < 256 * MiB, rec
     assert_still_serves(p, o)
     assert o.stats()["connections_accepted"] == 2
+
+
+def reset_socket(s):
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()  # RST
+
+
+@pytest.mark.parametrize("io_uring", [True, False], ids=["io_uring", "write"])
+@pytest.mark.parametrize("response", ["flowing", "backed_up"])
+def test_a_client_that_resets_while_its_reads_are_paused_ends_its_exchange_at_once(
+        origin, pooled, io_uring, response):
+    # The client asks for a large response and pipelines enough bytes behind it that
+    # pooled stops reading it, and reads nothing. The response either comes slowly in
+    # large writes the kernel's buffers still take ("flowing"), or fast, so pooled's
+    # writes back up and it holds the origin ("backed_up"). Then the client resets.
+    # Nothing reads the client any more, so only a failing write can tell, and that
+    # must end the exchange at once (log record, origin connection closed), not the
+    # client_idle timeout (or the end of the response) later.
+    o = origin()
+    p = pooled({"timeouts": {"client_idle": "30s"}, "buffers": {"io_uring": io_uring}})
+    baseline = open_fds(p)
+    size = 1024 * MiB if response == "backed_up" else 64 * MiB
+    path = "/bytes/%d" % size if response == "backed_up" else "/paced/%d?chunk=49152" % size
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    s.settimeout(10)
+    s.connect(("127.0.0.1", p.port))
+    s.sendall(request_bytes("GET", o.url(path), o.authority) +
+              b"X" * (256 * 1024))  # a pipelined "request" never parsed: reading stops
+    assert wait_until(lambda: o.stats()["requests_in_flight"] == 1, 5), o.stats()
+    time.sleep(0.5)  # some of the response is out (backed up: pooled holds the origin)
+    assert o.stats()["connections_open"] == 1
+    reset_socket(s)
+    start = time.monotonic()
+    assert wait_until(lambda: o.stats()["connections_open"] == 0, 2), \
+        "the origin connection outlived the client's reset: %s" % o.stats()
+    recs = p.wait_access_log(1, timeout=max(0.1, 2 - (time.monotonic() - start)))
+    assert len(recs) == 1 and recs[0]["error"] == "client_disconnected", recs
+    assert 0 < recs[0]["bytes_out"] < size, recs
+    assert_fds_return(p, baseline)
+    assert_still_serves(p, o)
 
 
 # --------------------------------------------------------------------------------------

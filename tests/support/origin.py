@@ -20,6 +20,9 @@ the same head without a body):
                                reused_only=1: only on a connection that already served a
                                request (the first request on a connection gets 200 "fresh")
   GET /trickle/N?interval_ms=M N bytes (Content-Length) one byte every M ms (default 100)
+  GET /paced/N?chunk=S&interval_ms=M
+                               N bytes (Content-Length) in writes of S bytes (default 32 KiB)
+                               every M ms (default 100): a slow stream of large writes
   GET /delay/MS                answers 200 after MS milliseconds
   GET /hang                    reads the request, never answers (waits for the peer to close)
   GET /status/CODE             that status; 1xx/204/304 without body, others a short body
@@ -28,6 +31,11 @@ the same head without a body):
   POST|PUT /echo[?discard=1]   echoes the body (Content-Length or chunked request body);
                                X-Received-Bytes: n. discard=1: count only, reply with the count.
                                Expect: 100-continue is answered with an interim 100.
+  POST|PUT /answer-early/CODE[?read=N][&reset=1]
+                               reads N bytes of the body (default 0), answers CODE with
+                               Connection: close without reading the rest, and closes:
+                               the unread body makes the kernel reset the connection, so
+                               the peer's further writes fail; reset=1: RST (SO_LINGER 0).
   GET /keepalive-hint/N        answers with Keep-Alive: timeout=N
   GET /large-headers/N         a response whose header section is about N bytes
   GET /ws                      Upgrade: websocket -> 101, then echoes raw bytes until EOF
@@ -425,6 +433,14 @@ class Conn:
                     ("Content-Type", ctype[0] if ctype and not discard else "text/plain")]
             return self.respond(200, hdrs, body, head_only=head_only, keep=keep)
 
+        if name == "answer-early" and method in ("POST", "PUT"):
+            code = num(arg, 413)
+            self.read_exact(num(query.get("read", "")))  # raw bytes, whatever the framing
+            self.respond(code, [("Content-Type", "text/plain")], b"answered early\n", keep=False)
+            if query.get("reset") == "1":
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return False
+
         # Every other endpoint: consume (and ignore) any request body first.
         self.read_body(headers, None)
 
@@ -492,6 +508,20 @@ class Conn:
                     self.send_pattern(1, i)
                     if i + 1 < n:
                         time.sleep(interval)
+            return k
+        if name == "paced":
+            n = num(arg)
+            chunk = max(1, num(query.get("chunk", ""), 32 * 1024))
+            interval = num(query.get("interval_ms", ""), 100) / 1000.0
+            k = self.respond(200, [("Content-Type", "application/octet-stream")], b"",
+                             head_only=True, keep=keep, content_length=n)
+            off = 0
+            while not head_only and off < n:
+                take = min(chunk, n - off)
+                self.send_pattern(take, off)
+                off += take
+                if off < n:
+                    time.sleep(interval)
             return k
         if name == "delay":
             ms = num(arg)

@@ -18,6 +18,8 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace {
 
@@ -267,4 +269,57 @@ TEST_CASE("abandoned: bytes not yet flushed still go before the close, a send wa
         uv_pipe_init(&h.loop, &h.pipe, 0);
     }
     CHECK(h.writes_done == 0);
+}
+
+TEST_CASE("abandoned with the submission queue full and the kernel refusing a submit, a send "
+          "waiting for room still ends, so the close lets go of the socket") {
+    Harness h(true);
+    if (!h.ring->enabled())
+        return;
+    REQUIRE(h.writer.write({pattern(512 * 1024)}) == 0);
+    h.turn();
+    REQUIRE(h.writer.queued() > 0); // in the kernel, waiting for a peer that does not read
+
+    // Writers with bytes for the next flush, on a socket of their own.
+    int sv[2];
+    REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    uv_pipe_t other{};
+    uv_pipe_init(&h.loop, &other, 0);
+    REQUIRE(uv_pipe_open(&other, sv[0]) == 0);
+    std::vector<std::unique_ptr<StreamWriter>> fillers;
+    for (int i = 0; i < 300; ++i) {
+        fillers.push_back(std::make_unique<StreamWriter>(&h, &Harness::onDone));
+        fillers.back()->attach(reinterpret_cast<uv_stream_t*>(&other), *h.ring);
+        REQUIRE(fillers.back()->write({"x"}) == 0);
+    }
+    // The ring is set up for one submitting thread (IORING_SETUP_SINGLE_ISSUER): from any
+    // other the kernel refuses every submit (EEXIST). Abandoned there, the fillers' last
+    // bytes fill the submission queue, and the waiting send's cancel finds no room.
+    std::thread elsewhere([&] {
+        for (auto& filler : fillers)
+            filler->abandon();
+        h.writer.abandon();
+    });
+    elsewhere.join();
+    uv_close(reinterpret_cast<uv_handle_t*>(&h.pipe), nullptr);
+    // The peer reads what came, then must meet the end: not the rest of the 512 KiB,
+    // which a send left in the kernel would deliver as the loop runs.
+    std::string got;
+    bool eof = false;
+    char buf[65536];
+    for (int i = 0; i < 2000 && !eof; ++i) {
+        h.turn();
+        ssize_t r = recv(h.peer, buf, sizeof buf, MSG_DONTWAIT);
+        if (r > 0)
+            got.append(buf, static_cast<size_t>(r));
+        eof = r == 0;
+        if (r < 0)
+            usleep(1000);
+    }
+    CHECK(eof);
+    CHECK(got.size() < 512 * 1024);
+    CHECK(h.writes_done == 0);
+    uv_close(reinterpret_cast<uv_handle_t*>(&other), nullptr);
+    close(sv[1]);
+    uv_pipe_init(&h.loop, &h.pipe, 0); // for the destructor's close
 }
